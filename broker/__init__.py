@@ -1,0 +1,1 @@
+"""The Brokkr broker: keeps desired state, answers every client, holds agent sessions."""

@@ -1,0 +1,18 @@
+"""The authenticated caller of the RPC being served, set by the interceptor for the servicers."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+from broker.domain.model import Principal
+
+_principal: ContextVar[Principal] = ContextVar("brokkr_principal")
+
+
+def set_principal(principal: Principal) -> None:
+    _principal.set(principal)
+
+
+def current_principal() -> Principal:
+    """The caller; only valid inside an RPC that went through the interceptor."""
+    return _principal.get()

@@ -1,0 +1,62 @@
+"""Every Brokkr gRPC service, registered in one place so the server, the REST shim and the
+authorisation test all see the same list."""
+
+from __future__ import annotations
+
+from google.protobuf.descriptor import FileDescriptor
+
+import grpc
+from brokkr_common.pb.brokkr.v1 import (
+    agent_service_pb2,
+    agent_service_pb2_grpc,
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+    deployment_object_service_pb2,
+    deployment_object_service_pb2_grpc,
+    generator_service_pb2,
+    generator_service_pb2_grpc,
+    stack_service_pb2,
+    stack_service_pb2_grpc,
+    target_service_pb2,
+    target_service_pb2_grpc,
+)
+
+from broker.api.agents import AgentServicer
+from broker.api.auth import AuthServicer
+from broker.api.deployment_objects import DeploymentObjectServicer
+from broker.api.generators import GeneratorServicer
+from broker.api.stacks import StackServicer
+from broker.api.targets import TargetServicer
+from broker.config import BrokerSettings
+from broker.domain.ports import UnitOfWorkFactory
+
+_FILES = (
+    agent_service_pb2,
+    auth_service_pb2,
+    deployment_object_service_pb2,
+    generator_service_pb2,
+    stack_service_pb2,
+    target_service_pb2,
+)
+
+
+def file_descriptors() -> tuple[FileDescriptor, ...]:
+    """The proto files whose services the broker serves."""
+    return tuple(module.DESCRIPTOR for module in _FILES)
+
+
+def service_names() -> list[str]:
+    return [service.full_name for file in file_descriptors() for service in file.services_by_name.values()]
+
+
+def add_servicers(server: grpc.aio.Server, uow: UnitOfWorkFactory, settings: BrokerSettings) -> list[str]:
+    """Register every servicer on `server`; returns the full service names."""
+    agent_service_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(uow), server)
+    auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(uow), server)
+    deployment_object_service_pb2_grpc.add_DeploymentObjectServiceServicer_to_server(
+        DeploymentObjectServicer(uow, max_bytes=settings.limits.max_deployment_object_bytes), server
+    )
+    generator_service_pb2_grpc.add_GeneratorServiceServicer_to_server(GeneratorServicer(uow), server)
+    stack_service_pb2_grpc.add_StackServiceServicer_to_server(StackServicer(uow), server)
+    target_service_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(uow), server)
+    return service_names()

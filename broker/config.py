@@ -1,0 +1,174 @@
+"""The broker's settings: typed groups, a documented default per field, validated at start-up.
+
+Sources, highest precedence first: command-line flags, `BROKKR_*` environment variables (groups are
+separated by a double underscore: `BROKKR_DATABASE__URL`, `BROKKR_GRPC__PORT`), a YAML file named by
+`--config` or `BROKKR_CONFIG`, the defaults below. The Helm chart's values map one-to-one onto these
+groups. `brokkr-broker config` prints the effective settings with secrets masked.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+MiB = 1024 * 1024
+
+#: The YAML file `load_settings` was given; read by `BrokerSettings.settings_customise_sources`.
+_config_file: ContextVar[Path | None] = ContextVar("brokkr_config_file", default=None)
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Group):
+    url: str = Field(
+        "sqlite+aiosqlite:///brokkr.db",
+        description="SQLAlchemy URL. The default is an embedded SQLite file in the working directory "
+        "(one replica only); production uses postgresql+psycopg://user@host:5432/db.",
+    )
+    pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connections per replica.")
+    connect_timeout_seconds: float = Field(
+        5.0, gt=0, description="How long to wait for a database connection before answering UNAVAILABLE."
+    )
+    migrate_on_start: bool = Field(True, description="Apply pending Alembic migrations at start-up.")
+
+    @field_validator("url")
+    @classmethod
+    def _supported_driver(cls, url: str) -> str:
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+psycopg://")
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+class TlsSettings(_Group):
+    cert_file: Path | None = Field(None, description="PEM server certificate chain; enables TLS.")
+    key_file: Path | None = Field(None, description="PEM private key for cert_file.")
+    client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle for client certificates; with it, clients must present one (mTLS)."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.client_ca_file and not self.cert_file:
+            raise ValueError("client_ca_file needs cert_file and key_file")
+        for path in (self.cert_file, self.key_file, self.client_ca_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path} is not a readable file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+class GrpcSettings(_Group):
+    host: str = Field("0.0.0.0", description="Address the gRPC server binds.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    max_message_bytes: int = Field(
+        16 * MiB, ge=MiB, description="Largest request or response; above the largest deployment object."
+    )
+    keepalive_time_seconds: float = Field(
+        30.0, gt=0, description="HTTP/2 keepalive ping interval the broker sends to idle agents."
+    )
+    keepalive_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long a keepalive ping may go unanswered before the connection is closed."
+    )
+    min_client_ping_interval_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Clients may ping this often without a GOAWAY (too_many_pings); agents ping every 30 s.",
+    )
+    max_pending_requests: int = Field(
+        20000,
+        ge=100,
+        description="Calls waiting to be accepted before new ones are refused; a reconnect storm of "
+        "thousands of agents needs far more than grpcio's default of 1,000.",
+    )
+    shutdown_grace_seconds: float = Field(
+        15.0, ge=0, description="On SIGTERM: how long running calls may finish before they are cancelled."
+    )
+    tls: TlsSettings = Field(default_factory=TlsSettings, description="TLS and mutual TLS.")
+
+
+class RestSettings(_Group):
+    enabled: bool = Field(True, description="Serve the HTTP/JSON shim, OpenAPI and /metrics.")
+    host: str = Field("0.0.0.0", description="Address the REST shim binds.")
+    port: int = Field(3000, ge=0, le=65535, description="REST port; 0 picks a free one.")
+
+
+class AuthSettings(_Group):
+    admin_key_hash: SecretStr | None = Field(
+        None,
+        description="`<short>:<sha256>` of the admin key (from `brokkr-broker hash-key`). When set it "
+        "replaces any stored admin key at start-up; when unset, the first start creates one and prints it.",
+    )
+
+
+class LimitsSettings(_Group):
+    max_deployment_object_bytes: int = Field(
+        4 * MiB, ge=1024, description="Largest YAML content of one deployment object (UTF-8 bytes)."
+    )
+
+
+class LogSettings(_Group):
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="json in clusters, console on a terminal; auto picks by whether stderr is a TTY."
+    )
+
+
+class BrokerSettings(BaseSettings):
+    """Everything the broker reads at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BROKKR_", env_nested_delimiter="__", extra="forbid", frozen=True, nested_model_default_partial_update=True
+    )
+
+    replica_name: str = Field(
+        default_factory=lambda: os.environ.get("HOSTNAME") or os.uname().nodename,
+        description="This replica's name in connection records and logs; the pod name in Kubernetes.",
+    )
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Where state lives.")
+    grpc: GrpcSettings = Field(default_factory=GrpcSettings, description="The gRPC API.")
+    rest: RestSettings = Field(default_factory=RestSettings, description="The HTTP/JSON shim.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Keys.")
+    limits: LimitsSettings = Field(default_factory=LimitsSettings, description="Input bounds.")
+    log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = _config_file.get() or os.environ.get("BROKKR_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> BrokerSettings:
+    """Settings from defaults, the YAML file, the environment and explicit overrides, validated."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+    token = _config_file.set(config_file)
+    try:
+        return BrokerSettings(**overrides)  # type: ignore[arg-type]
+    finally:
+        _config_file.reset(token)

@@ -1,0 +1,184 @@
+"""The broker's composition root: the one place that wires concrete classes together.
+
+Nothing connects at import time. `Broker.start()` opens the database (migrating it), makes sure an
+admin key exists, and starts the gRPC server (API, health, reflection) and the REST shim;
+`Broker.stop()` shuts down in stages: health NOT_SERVING so load balancers stop sending, running
+calls drain for the grace period, then the REST shim, the gRPC server and the database close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from dataclasses import dataclass
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
+
+from broker import rest
+from broker.api import interceptor, registry
+from broker.config import BrokerSettings
+from broker.db import Database, open_database
+from broker.services import keys as key_service
+
+log = structlog.get_logger("brokkr.server")
+
+
+def grpc_server_options(settings: BrokerSettings) -> list[tuple[str, int]]:
+    """Channel arguments for the gRPC server, kept consistent with what agents send.
+
+    Agents ping every `keepalive_time` (30 s by default); the broker accepts pings down to
+    `min_client_ping_interval_seconds`, so neither end GOAWAYs the other with `too_many_pings`.
+    """
+    grpc_settings = settings.grpc
+    return [
+        ("grpc.max_receive_message_length", grpc_settings.max_message_bytes),
+        ("grpc.max_send_message_length", grpc_settings.max_message_bytes),
+        ("grpc.keepalive_time_ms", int(grpc_settings.keepalive_time_seconds * 1000)),
+        ("grpc.keepalive_timeout_ms", int(grpc_settings.keepalive_timeout_seconds * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms",
+         int(grpc_settings.min_client_ping_interval_seconds * 1000)),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.server.max_pending_requests", grpc_settings.max_pending_requests),
+        ("grpc.server.max_pending_requests_hard_limit", grpc_settings.max_pending_requests * 2),
+    ]
+
+
+def _server_credentials(settings: BrokerSettings) -> grpc.ServerCredentials | None:
+    tls = settings.grpc.tls
+    if not tls.enabled:
+        return None
+    assert tls.cert_file is not None and tls.key_file is not None
+    return grpc.ssl_server_credentials(
+        [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+        root_certificates=tls.client_ca_file.read_bytes() if tls.client_ca_file else None,
+        require_client_auth=tls.client_ca_file is not None,
+    )
+
+
+@dataclass
+class Ports:
+    grpc: int
+    rest: int | None
+
+
+class Broker:
+    """One broker replica."""
+
+    def __init__(self, settings: BrokerSettings) -> None:
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.health = health.aio.HealthServicer()
+        self.bootstrap_admin_key: str | None = None
+        self.ports: Ports | None = None
+        self._database: Database | None = None
+        self._server: grpc.aio.Server | None = None
+        self._rest_channel: grpc.aio.Channel | None = None
+        self._rest: rest.RunningServer | None = None
+
+    @property
+    def database(self) -> Database:
+        assert self._database is not None, "broker not started"
+        return self._database
+
+    async def start(self) -> Ports:
+        settings = self.settings
+        self._database = await open_database(
+            settings.database.url,
+            pool_size=settings.database.pool_size,
+            connect_timeout=settings.database.connect_timeout_seconds,
+            migrate=settings.database.migrate_on_start,
+        )
+        uow_factory = self._database.uow_factory()
+        admin_hash = settings.auth.admin_key_hash.get_secret_value() if settings.auth.admin_key_hash else None
+        self.bootstrap_admin_key = await key_service.ensure_admin_key(uow_factory(), admin_hash)
+
+        async def authenticate(authorization: str | None):  # noqa: ANN202
+            return await key_service.authenticate(uow_factory(), authorization)
+
+        server = grpc.aio.server(
+            interceptors=[interceptor.ApiInterceptor(authenticate, self.registry)],
+            options=grpc_server_options(settings),
+        )
+        service_names = registry.add_servicers(server, uow_factory, settings)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            server,
+        )
+        address = f"{settings.grpc.host}:{settings.grpc.port}"
+        credentials = _server_credentials(settings)
+        grpc_port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+        # The REST shim forwards over a loopback-only plaintext port, so it works unchanged when the
+        # public port requires TLS or client certificates. Keys are still checked on every call.
+        internal_port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        self._server = server
+        for name in ("", *service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        rest_port = None
+        if settings.rest.enabled:
+            self._rest_channel = grpc.aio.insecure_channel(
+                f"127.0.0.1:{internal_port}",
+                options=[("grpc.max_receive_message_length", settings.grpc.max_message_bytes),
+                         ("grpc.max_send_message_length", settings.grpc.max_message_bytes)],
+            )
+            routes = rest.build_routes(registry.file_descriptors())
+            app = rest.create_app(self._rest_channel, routes, registry=self.registry)
+            self._rest = await rest.start_rest_server(app, settings.rest.host, settings.rest.port)
+            rest_port = self._rest.port
+        # Everything allocated so far lives as long as the process: keep the collector off it.
+        gc.collect()
+        gc.freeze()
+        self.ports = Ports(grpc=grpc_port, rest=rest_port)
+        log.info("broker started", grpc_port=grpc_port, rest_port=rest_port, replica=settings.replica_name,
+                 database="sqlite" if settings.database.is_sqlite else "postgresql", tls=settings.grpc.tls.enabled)
+        return self.ports
+
+    async def stop(self, grace: float | None = None) -> None:
+        grace = self.settings.grpc.shutdown_grace_seconds if grace is None else grace
+        log.info("broker stopping", grace_seconds=grace)
+        await self.health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self._rest is not None:
+            await self._rest.stop()
+        if self._rest_channel is not None:
+            await self._rest_channel.close()
+        if self._database is not None:
+            await self._database.dispose()
+        log.info("broker stopped")
+
+    async def wait_for_termination(self) -> None:
+        assert self._server is not None
+        await self._server.wait_for_termination()
+
+
+async def serve(settings: BrokerSettings, stop: asyncio.Event) -> None:
+    """Run a broker until `stop` is set, then shut it down gracefully."""
+    broker = Broker(settings)
+    await broker.start()
+    if broker.bootstrap_admin_key:
+        print_bootstrap_key(broker.bootstrap_admin_key)
+    try:
+        await stop.wait()
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):
+            await broker.stop()
+
+
+def print_bootstrap_key(key: str) -> None:
+    """Show the first admin key once, on stdout only: never in logs."""
+    print(  # noqa: T201
+        "\nBrokkr admin key (shown once; store it now):\n\n"
+        f"    {key}\n\n"
+        "Use it as `Authorization: Bearer <key>` or `brokkrctl --key`. Rotate it with "
+        "`brokkr-broker rotate-admin-key`.\n",
+        flush=True,
+    )

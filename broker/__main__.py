@@ -13,22 +13,24 @@ import click
 import yaml
 from pydantic import ValidationError
 
-from brokkr_common import keys
-from brokkr_common.errors import BrokkrError
-from brokkr_common.log import configure_logging
-
 from broker import server
-from broker.config import BrokerSettings, load_settings
+from broker.config import BrokerSettings, load_settings, settings_reference
 from broker.db import open_database
 from broker.domain.model import ADMIN, AgentStatus
 from broker.domain.ports import UnitOfWorkFactory
 from broker.services import agents, generators
 from broker.services import keys as key_service
+from brokkr_common import keys
+from brokkr_common.errors import BrokkrError
+from brokkr_common.log import configure_logging
 
 T = TypeVar("T")
 
 config_option = click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), envvar="BROKKR_CONFIG",
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="BROKKR_CONFIG",
     help="YAML settings file (env: BROKKR_CONFIG). Environment variables BROKKR_* override it.",
 )
 database_option = click.option("--database-url", help="Overrides database.url (env: BROKKR_DATABASE__URL).")
@@ -69,7 +71,9 @@ def cli() -> None:
 @database_option
 @click.option("--grpc-port", type=int, help="Overrides grpc.port (default 50051).")
 @click.option("--rest-port", type=int, help="Overrides rest.port (default 3000).")
-def serve(config_file: Path | None, database_url: str | None, grpc_port: int | None, rest_port: int | None) -> None:
+def serve(
+    config_file: Path | None, database_url: str | None, grpc_port: int | None, rest_port: int | None
+) -> None:
     """Run the broker until SIGTERM or SIGINT, then drain and stop.
 
     On first start with an empty database it creates the admin key and prints it once.
@@ -112,8 +116,12 @@ def migrate(config_file: Path | None, database_url: str | None) -> None:
 
 @cli.command("config")
 @config_option
-def show_config(config_file: Path | None) -> None:
+@click.option("--reference", is_flag=True, help="Print the Markdown reference of every setting instead.")
+def show_config(config_file: Path | None, reference: bool) -> None:
     """Print the effective settings as YAML, secrets masked."""
+    if reference:
+        click.echo(settings_reference(), nl=False)
+        return
     settings = _settings(config_file)
     click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False), nl=False)
 
@@ -125,14 +133,29 @@ def show_config(config_file: Path | None) -> None:
 @click.option("--cluster-name", required=True, help="Cluster name (DNS subdomain).")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Label; repeatable.")
 @click.option("--active/--inactive", default=False, help="Initial status (default: inactive).")
-def create_agent(config_file: Path | None, database_url: str | None, name: str, cluster_name: str,
-                 labels: tuple[str, ...], active: bool) -> None:
+def create_agent(
+    config_file: Path | None,
+    database_url: str | None,
+    name: str,
+    cluster_name: str,
+    labels: tuple[str, ...],
+    active: bool,
+) -> None:
     """Create an agent and print its key (shown once)."""
     settings = _settings(config_file, database={"url": database_url} if database_url else None)
-    created = _offline(settings, lambda uow: agents.create_agent(
-        uow(), ADMIN, name=name, cluster_name=cluster_name, labels=_pairs(labels), annotations={},
-        status=AgentStatus.ACTIVE if active else AgentStatus.INACTIVE, request_id=None,
-    ))
+    created = _offline(
+        settings,
+        lambda uow: agents.create_agent(
+            uow(),
+            ADMIN,
+            name=name,
+            cluster_name=cluster_name,
+            labels=_pairs(labels),
+            annotations={},
+            status=AgentStatus.ACTIVE if active else AgentStatus.INACTIVE,
+            request_id=None,
+        ),
+    )
     click.echo(f"agent {created.resource.id} ({name}/{cluster_name})")
     click.echo(created.key)
 
@@ -145,9 +168,16 @@ def create_agent(config_file: Path | None, database_url: str | None, name: str, 
 def create_generator(config_file: Path | None, database_url: str | None, name: str, description: str) -> None:
     """Create a generator and print its key (shown once)."""
     settings = _settings(config_file, database={"url": database_url} if database_url else None)
-    created = _offline(settings, lambda uow: generators.create_generator(
-        uow(), ADMIN, name=name, description=description, request_id=None,
-    ))
+    created = _offline(
+        settings,
+        lambda uow: generators.create_generator(
+            uow(),
+            ADMIN,
+            name=name,
+            description=description,
+            request_id=None,
+        ),
+    )
     click.echo(f"generator {created.resource.id} ({name})")
     click.echo(created.key)
 

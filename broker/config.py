@@ -8,25 +8,17 @@ groups. `brokkr-broker config` prints the effective settings with secrets masked
 
 from __future__ import annotations
 
-import os
-from contextvars import ContextVar
+import socket
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from brokkr_common.settings import BrokkrSettings, LogSettings, SettingsGroup, reference
 
 MiB = 1024 * 1024
 
-#: The YAML file `load_settings` was given; read by `BrokerSettings.settings_customise_sources`.
-_config_file: ContextVar[Path | None] = ContextVar("brokkr_config_file", default=None)
 
-
-class _Group(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatabaseSettings(_Group):
+class DatabaseSettings(SettingsGroup):
     url: str = Field(
         "sqlite+aiosqlite:///brokkr.db",
         description="SQLAlchemy URL. The default is an embedded SQLite file in the working directory "
@@ -50,7 +42,7 @@ class DatabaseSettings(_Group):
         return self.url.startswith("sqlite")
 
 
-class TlsSettings(_Group):
+class TlsSettings(SettingsGroup):
     cert_file: Path | None = Field(None, description="PEM server certificate chain; enables TLS.")
     key_file: Path | None = Field(None, description="PEM private key for cert_file.")
     client_ca_file: Path | None = Field(
@@ -73,7 +65,7 @@ class TlsSettings(_Group):
         return self.cert_file is not None
 
 
-class GrpcSettings(_Group):
+class GrpcSettings(SettingsGroup):
     host: str = Field("0.0.0.0", description="Address the gRPC server binds.")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
     max_message_bytes: int = Field(
@@ -102,13 +94,13 @@ class GrpcSettings(_Group):
     tls: TlsSettings = Field(default_factory=TlsSettings, description="TLS and mutual TLS.")
 
 
-class RestSettings(_Group):
+class RestSettings(SettingsGroup):
     enabled: bool = Field(True, description="Serve the HTTP/JSON shim, OpenAPI and /metrics.")
     host: str = Field("0.0.0.0", description="Address the REST shim binds.")
     port: int = Field(3000, ge=0, le=65535, description="REST port; 0 picks a free one.")
 
 
-class AuthSettings(_Group):
+class AuthSettings(SettingsGroup):
     admin_key_hash: SecretStr | None = Field(
         None,
         description="`<short>:<sha256>` of the admin key (from `brokkr-broker hash-key`). When set it "
@@ -116,28 +108,17 @@ class AuthSettings(_Group):
     )
 
 
-class LimitsSettings(_Group):
+class LimitsSettings(SettingsGroup):
     max_deployment_object_bytes: int = Field(
         4 * MiB, ge=1024, description="Largest YAML content of one deployment object (UTF-8 bytes)."
     )
 
 
-class LogSettings(_Group):
-    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
-    format: Literal["auto", "json", "console"] = Field(
-        "auto", description="json in clusters, console on a terminal; auto picks by whether stderr is a TTY."
-    )
-
-
-class BrokerSettings(BaseSettings):
+class BrokerSettings(BrokkrSettings):
     """Everything the broker reads at start-up."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="BROKKR_", env_nested_delimiter="__", extra="forbid", frozen=True, nested_model_default_partial_update=True
-    )
-
     replica_name: str = Field(
-        default_factory=lambda: os.environ.get("HOSTNAME") or os.uname().nodename,
+        default_factory=socket.gethostname,
         description="This replica's name in connection records and logs; the pod name in Kubernetes.",
     )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Where state lives.")
@@ -147,28 +128,12 @@ class BrokerSettings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings, description="Input bounds.")
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config_file = _config_file.get() or os.environ.get("BROKKR_CONFIG")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if config_file:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
-        return tuple(sources)
-
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> BrokerSettings:
     """Settings from defaults, the YAML file, the environment and explicit overrides, validated."""
-    if config_file is not None and not config_file.is_file():
-        raise FileNotFoundError(f"config file {config_file} does not exist")
-    token = _config_file.set(config_file)
-    try:
-        return BrokerSettings(**overrides)  # type: ignore[arg-type]
-    finally:
-        _config_file.reset(token)
+    return BrokerSettings.load(config_file, **overrides)
+
+
+def settings_reference() -> str:
+    """docs/reference/settings.md; a test keeps the two equal."""
+    return reference(BrokerSettings, "Broker settings", "brokkr-broker config --reference")

@@ -41,8 +41,10 @@ def grpc_server_options(settings: BrokerSettings) -> list[tuple[str, int]]:
         ("grpc.keepalive_time_ms", int(grpc_settings.keepalive_time_seconds * 1000)),
         ("grpc.keepalive_timeout_ms", int(grpc_settings.keepalive_timeout_seconds * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms",
-         int(grpc_settings.min_client_ping_interval_seconds * 1000)),
+        (
+            "grpc.http2.min_recv_ping_interval_without_data_ms",
+            int(grpc_settings.min_client_ping_interval_seconds * 1000),
+        ),
         ("grpc.http2.max_ping_strikes", 2),
         ("grpc.server.max_pending_requests", grpc_settings.max_pending_requests),
         ("grpc.server.max_pending_requests_hard_limit", grpc_settings.max_pending_requests * 2),
@@ -51,9 +53,8 @@ def grpc_server_options(settings: BrokerSettings) -> list[tuple[str, int]]:
 
 def _server_credentials(settings: BrokerSettings) -> grpc.ServerCredentials | None:
     tls = settings.grpc.tls
-    if not tls.enabled:
+    if tls.cert_file is None or tls.key_file is None:
         return None
-    assert tls.cert_file is not None and tls.key_file is not None
     return grpc.ssl_server_credentials(
         [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
         root_certificates=tls.client_ca_file.read_bytes() if tls.client_ca_file else None,
@@ -98,7 +99,7 @@ class Broker:
         admin_hash = settings.auth.admin_key_hash.get_secret_value() if settings.auth.admin_key_hash else None
         self.bootstrap_admin_key = await key_service.ensure_admin_key(uow_factory(), admin_hash)
 
-        async def authenticate(authorization: str | None):  # noqa: ANN202
+        async def authenticate(authorization: str | None):
             return await key_service.authenticate(uow_factory(), authorization)
 
         server = grpc.aio.server(
@@ -108,12 +109,18 @@ class Broker:
         service_names = registry.add_servicers(server, uow_factory, settings)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            [
+                *service_names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
             server,
         )
         address = f"{settings.grpc.host}:{settings.grpc.port}"
         credentials = _server_credentials(settings)
-        grpc_port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+        grpc_port = (
+            server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+        )
         # The REST shim forwards over a loopback-only plaintext port, so it works unchanged when the
         # public port requires TLS or client certificates. Keys are still checked on every call.
         internal_port = server.add_insecure_port("127.0.0.1:0")
@@ -126,19 +133,24 @@ class Broker:
         if settings.rest.enabled:
             self._rest_channel = grpc.aio.insecure_channel(
                 f"127.0.0.1:{internal_port}",
-                options=[("grpc.max_receive_message_length", settings.grpc.max_message_bytes),
-                         ("grpc.max_send_message_length", settings.grpc.max_message_bytes)],
+                options=[
+                    ("grpc.max_receive_message_length", settings.grpc.max_message_bytes),
+                    ("grpc.max_send_message_length", settings.grpc.max_message_bytes),
+                ],
             )
             routes = rest.build_routes(registry.file_descriptors())
             app = rest.create_app(self._rest_channel, routes, registry=self.registry)
             self._rest = await rest.start_rest_server(app, settings.rest.host, settings.rest.port)
             rest_port = self._rest.port
-        # Everything allocated so far lives as long as the process: keep the collector off it.
-        gc.collect()
-        gc.freeze()
         self.ports = Ports(grpc=grpc_port, rest=rest_port)
-        log.info("broker started", grpc_port=grpc_port, rest_port=rest_port, replica=settings.replica_name,
-                 database="sqlite" if settings.database.is_sqlite else "postgresql", tls=settings.grpc.tls.enabled)
+        log.info(
+            "broker started",
+            grpc_port=grpc_port,
+            rest_port=rest_port,
+            replica=settings.replica_name,
+            database="sqlite" if settings.database.is_sqlite else "postgresql",
+            tls=settings.grpc.tls.enabled,
+        )
         return self.ports
 
     async def stop(self, grace: float | None = None) -> None:
@@ -164,6 +176,9 @@ async def serve(settings: BrokerSettings, stop: asyncio.Event) -> None:
     """Run a broker until `stop` is set, then shut it down gracefully."""
     broker = Broker(settings)
     await broker.start()
+    # Everything allocated so far lives as long as the process: keep the collector off it.
+    gc.collect()
+    gc.freeze()
     if broker.bootstrap_admin_key:
         print_bootstrap_key(broker.bootstrap_admin_key)
     try:
@@ -175,7 +190,7 @@ async def serve(settings: BrokerSettings, stop: asyncio.Event) -> None:
 
 def print_bootstrap_key(key: str) -> None:
     """Show the first admin key once, on stdout only: never in logs."""
-    print(  # noqa: T201
+    print(
         "\nBrokkr admin key (shown once; store it now):\n\n"
         f"    {key}\n\n"
         "Use it as `Authorization: Bearer <key>` or `brokkrctl --key`. Rotate it with "

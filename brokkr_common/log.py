@@ -34,7 +34,9 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
     structlog.configure(
         processors=[
             *_SHARED_PROCESSORS,
-            structlog.processors.format_exc_info if use_json else structlog.processors.ExceptionPrettyPrinter(),
+            structlog.processors.format_exc_info
+            if use_json
+            else structlog.processors.ExceptionPrettyPrinter(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -53,7 +55,9 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
     root.setLevel(numeric_level)
     # Chatty libraries stay at WARNING unless Brokkr itself is debugging.
     for noisy in ("sqlalchemy.engine", "aiosqlite", "alembic.runtime.migration", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if numeric_level <= logging.DEBUG else logging.WARNING)
+        logging.getLogger(noisy).setLevel(
+            logging.DEBUG if numeric_level <= logging.DEBUG else logging.WARNING
+        )
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import grpc
 
-from brokkr_common.pb.brokkr.v1 import auth_service_pb2 as pb, auth_service_pb2_grpc
-
 from broker.api import convert
 from broker.api.context import current_principal
 from broker.domain.ports import UnitOfWorkFactory
 from broker.services import keys
+from brokkr_common.pb.brokkr.v1 import auth_service_pb2 as pb
+from brokkr_common.pb.brokkr.v1 import auth_service_pb2_grpc
 
 
 class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
@@ -22,6 +22,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             role=convert.ROLES[principal.role], principal_id=principal.id or "", principal_name=principal.name
         )
 
-    async def RotateAdminKey(self, request: pb.RotateAdminKeyRequest, context: grpc.aio.ServicerContext
-                             ) -> pb.RotateAdminKeyResponse:
+    async def RotateAdminKey(
+        self, request: pb.RotateAdminKeyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RotateAdminKeyResponse:
         return pb.RotateAdminKeyResponse(key=await keys.rotate_admin_key(self._uow(), current_principal()))

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from brokkr_common.errors import PermissionDenied
-
 from broker.domain.model import Principal, Role
+from brokkr_common.errors import PermissionDenied
 
 ADMIN, GENERATOR, AGENT = Role.ADMIN, Role.GENERATOR, Role.AGENT
 ANYONE = frozenset(Role)

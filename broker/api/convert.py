@@ -7,6 +7,7 @@ from datetime import datetime
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
+from broker.domain import model
 from brokkr_common.pb.brokkr.v1 import (
     agent_pb2,
     auth_service_pb2,
@@ -15,8 +16,6 @@ from brokkr_common.pb.brokkr.v1 import (
     stack_pb2,
     target_pb2,
 )
-
-from broker.domain import model
 
 _AGENT_STATUS = {
     model.AgentStatus.ACTIVE: agent_pb2.AGENT_STATUS_ACTIVE,
@@ -82,7 +81,9 @@ def deployment_object_ref(value: model.DeploymentObjectRef | None) -> stack_pb2.
     if value is None:
         return None
     return stack_pb2.DeploymentObjectRef(
-        id=value.id, sequence_id=value.sequence_id, checksum=value.checksum,
+        id=value.id,
+        sequence_id=value.sequence_id,
+        checksum=value.checksum,
         is_deletion_marker=value.is_deletion_marker,
     )
 
@@ -137,7 +138,9 @@ def deployment_object(value: model.DeploymentObject, *, full: bool) -> deploymen
 
 
 def target(value: model.Target) -> target_pb2.Target:
-    return target_pb2.Target(agent_id=value.agent_id, stack_id=value.stack_id, create_time=timestamp(value.created_at))
+    return target_pb2.Target(
+        agent_id=value.agent_id, stack_id=value.stack_id, create_time=timestamp(value.created_at)
+    )
 
 
 def registration(value: model.Registration) -> target_pb2.Registration:

@@ -18,12 +18,11 @@ import grpc
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from brokkr_common import errors
-from brokkr_common.rpc_status import to_grpc_status
-
 from broker.api import authz
 from broker.api.context import set_principal
 from broker.domain.model import Principal
+from brokkr_common import errors
+from brokkr_common.rpc_status import to_grpc_status
 
 log = structlog.get_logger("brokkr.api")
 
@@ -34,12 +33,16 @@ Authenticator = Callable[[str | None], Awaitable[Principal]]
 class RpcMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
-            "brokkr_grpc_requests", "gRPC calls handled, by method and status code.", ["method", "code"],
+            "brokkr_grpc_requests",
+            "gRPC calls handled, by method and status code.",
+            ["method", "code"],
             registry=registry,
         )
         self.duration = Histogram(
-            "brokkr_grpc_request_duration_seconds", "gRPC call latency (unary) or lifetime (streams).",
-            ["method"], registry=registry,
+            "brokkr_grpc_request_duration_seconds",
+            "gRPC call latency (unary) or lifetime (streams).",
+            ["method"],
+            registry=registry,
         )
 
 
@@ -54,8 +57,9 @@ def _metadata_value(metadata: tuple[Any, ...] | None, key: str) -> str | None:
 class _Call:
     """The bookkeeping of one RPC: context for logs, the outcome for metrics."""
 
-    def __init__(self, method: str, details: grpc.HandlerCallDetails, authenticator: Authenticator,
-                 metrics: RpcMetrics) -> None:
+    def __init__(
+        self, method: str, details: grpc.HandlerCallDetails, authenticator: Authenticator, metrics: RpcMetrics
+    ) -> None:
         self.method = method
         self.authorization = _metadata_value(details.invocation_metadata, "authorization")
         self.request_id = _metadata_value(details.invocation_metadata, "x-request-id") or uuid.uuid4().hex
@@ -64,23 +68,30 @@ class _Call:
         self.started = time.perf_counter()
 
     async def begin(self, context: grpc.aio.ServicerContext) -> None:
-        structlog.contextvars.bind_contextvars(rpc=self.method, peer=context.peer(), request_id=self.request_id)
+        structlog.contextvars.bind_contextvars(
+            rpc=self.method, peer=context.peer(), request_id=self.request_id
+        )
         principal = await self.authenticator(self.authorization)
         authz.authorize(self.method, principal)
         set_principal(principal)
-        structlog.contextvars.bind_contextvars(role=principal.role.value, principal=principal.id or principal.name)
+        structlog.contextvars.bind_contextvars(
+            role=principal.role.value, principal=principal.id or principal.name
+        )
 
     async def fail(self, context: grpc.aio.ServicerContext, error: BaseException) -> None:
         """Abort the call with the status for `error` (raises grpc's AbortError)."""
         if isinstance(error, errors.BrokkrError):
             brokkr_error = error
             log_method = log.info if error.code != errors.Internal.code else log.error
-            log_method("rpc failed", code=grpc_code_name(error.code), reason=error.reason, error=error.message)
+            log_method(
+                "rpc failed", code=grpc_code_name(error.code), reason=error.reason, error=error.message
+            )
         else:
             correlation_id = uuid.uuid4().hex
             log.error("rpc crashed", correlation_id=correlation_id, exc_info=error)
             brokkr_error = errors.Internal(
-                f"internal error; correlation id {correlation_id}", metadata={"correlation_id": correlation_id}
+                f"internal error; correlation id {correlation_id}",
+                metadata={"correlation_id": correlation_id},
             )
         self.finish(grpc_code_name(brokkr_error.code))
         await context.abort_with_status(to_grpc_status(brokkr_error))
@@ -141,7 +152,9 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         raise errors.Internal(f"{method}: client-streaming methods are not supported")
 
 
-def _wrap_unary(behaviour: Callable[..., Awaitable[Any]], new_call: Callable[[], _Call]) -> Callable[..., Any]:
+def _wrap_unary(
+    behaviour: Callable[..., Awaitable[Any]], new_call: Callable[[], _Call]
+) -> Callable[..., Any]:
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = new_call()
         try:
@@ -158,7 +171,9 @@ def _wrap_unary(behaviour: Callable[..., Awaitable[Any]], new_call: Callable[[],
     return handle
 
 
-def _wrap_streaming(behaviour: Callable[..., AsyncIterator[Any]], new_call: Callable[[], _Call]) -> Callable[..., Any]:
+def _wrap_streaming(
+    behaviour: Callable[..., AsyncIterator[Any]], new_call: Callable[[], _Call]
+) -> Callable[..., Any]:
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = new_call()
         try:

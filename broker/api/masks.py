@@ -27,18 +27,25 @@ def _is_populated(message: Message, name: str) -> bool:
     return bool(value)
 
 
-def changes_from_mask(message: Message, mask: field_mask_pb2.FieldMask, readers: Readers,
-                      *, field: str) -> dict[str, Any]:
+def changes_from_mask(
+    message: Message, mask: field_mask_pb2.FieldMask, readers: Readers, *, field: str
+) -> dict[str, Any]:
     """The `{field: new value}` a mask selects from `message` (the resource in the request)."""
     if not mask.paths:
         return {name: read(message) for name, read in readers.items() if _is_populated(message, name)}
     violations = [
-        FieldViolation("update_mask", f"{path!r} is not an updatable field of {field}; "
-                       f"updatable: {', '.join(sorted(readers))}", "INVALID_UPDATE_MASK")
+        FieldViolation(
+            "update_mask",
+            f"{path!r} is not an updatable field of {field}; updatable: {', '.join(sorted(readers))}",
+            "INVALID_UPDATE_MASK",
+        )
         for path in mask.paths
         if path not in readers
     ]
     if violations:
-        raise InvalidArgument("update_mask names fields that cannot be updated", reason="INVALID_UPDATE_MASK",
-                              field_violations=violations)
+        raise InvalidArgument(
+            "update_mask names fields that cannot be updated",
+            reason="INVALID_UPDATE_MASK",
+            field_violations=violations,
+        )
     return {path: readers[path](message) for path in dict.fromkeys(mask.paths)}

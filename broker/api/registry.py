@@ -3,9 +3,17 @@ authorisation test all see the same list."""
 
 from __future__ import annotations
 
+import grpc
 from google.protobuf.descriptor import FileDescriptor
 
-import grpc
+from broker.api.agents import AgentServicer
+from broker.api.auth import AuthServicer
+from broker.api.deployment_objects import DeploymentObjectServicer
+from broker.api.generators import GeneratorServicer
+from broker.api.stacks import StackServicer
+from broker.api.targets import TargetServicer
+from broker.config import BrokerSettings
+from broker.domain.ports import UnitOfWorkFactory
 from brokkr_common.pb.brokkr.v1 import (
     agent_service_pb2,
     agent_service_pb2_grpc,
@@ -20,15 +28,6 @@ from brokkr_common.pb.brokkr.v1 import (
     target_service_pb2,
     target_service_pb2_grpc,
 )
-
-from broker.api.agents import AgentServicer
-from broker.api.auth import AuthServicer
-from broker.api.deployment_objects import DeploymentObjectServicer
-from broker.api.generators import GeneratorServicer
-from broker.api.stacks import StackServicer
-from broker.api.targets import TargetServicer
-from broker.config import BrokerSettings
-from broker.domain.ports import UnitOfWorkFactory
 
 _FILES = (
     agent_service_pb2,

@@ -2,10 +2,9 @@
 
 import pytest
 
-from brokkr_common.errors import PermissionDenied
-
 from broker.api import authz, registry
 from broker.domain.model import ADMIN, Principal, Role
+from brokkr_common.errors import PermissionDenied
 
 
 def _served_methods() -> set[str]:

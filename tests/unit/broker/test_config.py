@@ -55,3 +55,20 @@ def test_tls_needs_certificate_and_key_together(tmp_path: Path, monkeypatch):
 def test_missing_config_file_is_an_error(tmp_path: Path):
     with pytest.raises(FileNotFoundError):
         load_settings(tmp_path / "absent.yaml")
+
+
+def test_settings_reference_in_docs_is_current():
+    from broker.config import settings_reference
+
+    documented = (Path(__file__).parents[3] / "docs" / "reference" / "settings.md").read_text()
+    assert documented == settings_reference(), (
+        "run: brokkr-broker config --reference > docs/reference/settings.md"
+    )
+
+
+def test_tls_group_appears_with_its_nested_environment_names():
+    from broker.config import settings_reference
+
+    assert (
+        "| `grpc.tls.client_ca_file` | `BROKKR_GRPC__TLS__CLIENT_CA_FILE` | unset |" in settings_reference()
+    )

@@ -1,10 +1,9 @@
 import pytest
 from google.protobuf import field_mask_pb2
 
+from broker.api.masks import changes_from_mask
 from brokkr_common.errors import InvalidArgument
 from brokkr_common.pb.brokkr.v1 import stack_pb2
-
-from broker.api.masks import changes_from_mask
 
 READERS = {
     "name": lambda s: s.name,

@@ -27,9 +27,16 @@ def test_a_key_does_not_verify_against_another_keys_hash():
 
 @pytest.mark.parametrize(
     "presented",
-    ["", "brokkr", "brokkr__", "bearer brokkr_abc_def", "brokkr_UPPERCASE1_aaaaaaaaaaaaaaaaaaaaaaaa",
-     "other_0123456789abcdef_aaaaaaaaaaaaaaaaaaaaaaaaaa", "brokkr_0123456789abcdef_short",
-     "brokkr_0123456789abcdef_has-dash-aaaaaaaaaaaaaaaaaaaa"],
+    [
+        "",
+        "brokkr",
+        "brokkr__",
+        "bearer brokkr_abc_def",
+        "brokkr_UPPERCASE1_aaaaaaaaaaaaaaaaaaaaaaaa",
+        "other_0123456789abcdef_aaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "brokkr_0123456789abcdef_short",
+        "brokkr_0123456789abcdef_has-dash-aaaaaaaaaaaaaaaaaaaa",
+    ],
 )
 def test_malformed_keys_are_rejected(presented):
     with pytest.raises(keys.MalformedKey):

@@ -1,0 +1,101 @@
+"""A typed client for the Brokkr API, used by brokkrctl, the agent and the tests.
+
+The generated stubs stay the interface (with their `.pyi` types); the client adds the bearer key to
+every call through a channel interceptor, configures TLS, and turns failures into the typed errors
+of `brokkr_common.errors` with `call()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from brokkr_common.pb.brokkr.v1 import (
+    agent_service_pb2_grpc,
+    auth_service_pb2_grpc,
+    deployment_object_service_pb2_grpc,
+    generator_service_pb2_grpc,
+    stack_service_pb2_grpc,
+    target_service_pb2_grpc,
+)
+from brokkr_common.rpc_status import from_rpc_error
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Client-side TLS: the CA to trust and, for mutual TLS, the client's certificate and key."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    server_name: str | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        read = lambda path: path.read_bytes() if path else None  # noqa: E731
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.ca_file),
+            private_key=read(self.key_file),
+            certificate_chain=read(self.cert_file),
+        )
+
+
+class _BearerKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    def __init__(self, key: str) -> None:
+        self._metadata = (("authorization", f"Bearer {key}"),)
+
+    def _with_key(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        return details._replace(metadata=(*(details.metadata or ()), *self._metadata))  # type: ignore[attr-defined]
+
+    def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return continuation(self._with_key(details), request)
+
+    def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return continuation(self._with_key(details), request)
+
+
+class BrokkrClient:
+    """Synchronous client. `with BrokkrClient(target, key) as client: client.stacks.ListStacks(...)`."""
+
+    def __init__(
+        self, target: str, key: str | None = None, *, tls: TlsConfig | None = None, timeout: float = 30.0
+    ) -> None:
+        options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+        if tls is not None and tls.server_name:
+            options.append(("grpc.ssl_target_name_override", tls.server_name))
+        channel = (
+            grpc.secure_channel(target, tls.credentials(), options=options)
+            if tls is not None
+            else grpc.insecure_channel(target, options=options)
+        )
+        self._raw_channel = channel
+        if key:
+            channel = grpc.intercept_channel(channel, _BearerKey(key))
+        self.timeout = timeout
+        self.agents = agent_service_pb2_grpc.AgentServiceStub(channel)
+        self.generators = generator_service_pb2_grpc.GeneratorServiceStub(channel)
+        self.stacks = stack_service_pb2_grpc.StackServiceStub(channel)
+        self.deployment_objects = deployment_object_service_pb2_grpc.DeploymentObjectServiceStub(channel)
+        self.targets = target_service_pb2_grpc.TargetServiceStub(channel)
+        self.auth = auth_service_pb2_grpc.AuthServiceStub(channel)
+
+    def call(self, method: Callable[..., R], request: Any) -> R:
+        """Call a stub method with the client's deadline; failures raise `BrokkrError` subclasses."""
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def close(self) -> None:
+        self._raw_channel.close()
+
+    def __enter__(self) -> BrokkrClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""brokkrctl: the command-line client, over gRPC."""

@@ -63,13 +63,15 @@ class _Call:
         self.method = method
         self.authorization = _metadata_value(details.invocation_metadata, "authorization")
         self.request_id = _metadata_value(details.invocation_metadata, "x-request-id") or uuid.uuid4().hex
+        # Calls through the REST shim arrive from 127.0.0.1; the shim names the real client.
+        self.forwarded_for = _metadata_value(details.invocation_metadata, "x-forwarded-for")
         self.authenticator = authenticator
         self.metrics = metrics
         self.started = time.perf_counter()
 
     async def begin(self, context: grpc.aio.ServicerContext) -> None:
         structlog.contextvars.bind_contextvars(
-            rpc=self.method, peer=context.peer(), request_id=self.request_id
+            rpc=self.method, peer=self.forwarded_for or context.peer(), request_id=self.request_id
         )
         principal = await self.authenticator(self.authorization)
         authz.authorize(self.method, principal)

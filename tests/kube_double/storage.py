@@ -1,0 +1,86 @@
+"""The object store: what etcd is to a real API server.
+
+Objects are kept by (group, resource, namespace, name) — not by version, so a custom resource served
+at two versions is one object. Every write takes the next value of one global counter as its
+`resourceVersion` (a string, as upstream) and counts as a write, which is what tests assert "nothing
+was written" with. Callers hold `lock` around read-modify-write sequences.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tests.kube_double.errors import JSON
+
+
+@dataclass(frozen=True)
+class ObjectKey:
+    group: str
+    resource: str
+    namespace: str  # "" for cluster-scoped objects
+    name: str
+
+
+class Store:
+    def __init__(self, first_resource_version: int = 1000) -> None:
+        self.lock = threading.RLock()
+        self._objects: dict[ObjectKey, JSON] = {}
+        self._resource_version = first_resource_version
+        self._writes = 0
+
+    @property
+    def resource_version(self) -> str:
+        """The resourceVersion of the latest write (what a list reports)."""
+        with self.lock:
+            return str(self._resource_version)
+
+    @property
+    def writes(self) -> int:
+        """How many creates, updates and deletes have been stored."""
+        with self.lock:
+            return self._writes
+
+    def get(self, key: ObjectKey) -> JSON | None:
+        with self.lock:
+            found = self._objects.get(key)
+            return copy.deepcopy(found) if found is not None else None
+
+    def list(self, group: str, resource: str, namespace: str | None = None) -> list[JSON]:
+        """Objects of one resource (in one namespace, or all), ordered by namespace and name."""
+        with self.lock:
+            keys = sorted(
+                (k for k in self._objects if (k.group, k.resource) == (group, resource)),
+                key=lambda k: (k.namespace, k.name),
+            )
+            return [
+                copy.deepcopy(self._objects[k]) for k in keys if namespace is None or k.namespace == namespace
+            ]
+
+    def put(self, key: ObjectKey, obj: JSON) -> JSON:
+        """Store `obj` under the next resourceVersion; returns the stored copy."""
+        with self.lock:
+            self._resource_version += 1
+            self._writes += 1
+            stored = copy.deepcopy(obj)
+            stored.setdefault("metadata", {})["resourceVersion"] = str(self._resource_version)
+            self._objects[key] = stored
+            return copy.deepcopy(stored)
+
+    def delete(self, key: ObjectKey) -> JSON | None:
+        with self.lock:
+            removed = self._objects.pop(key, None)
+            if removed is not None:
+                self._resource_version += 1
+                self._writes += 1
+            return removed
+
+    def delete_where(self, predicate: Callable[[ObjectKey], bool]) -> int:
+        """Delete every object whose key matches; returns how many."""
+        with self.lock:
+            doomed = [k for k in self._objects if predicate(k)]
+            for key in doomed:
+                self.delete(key)
+            return len(doomed)

@@ -18,6 +18,7 @@ import grpc
 
 from broker.config import load_settings
 from broker.server import Broker
+from brokkr_common.log import configure_logging
 
 
 @dataclass
@@ -46,6 +47,9 @@ def running_broker(database_url: str, **overrides: Any) -> Iterator[RunningBroke
         rest={"host": "127.0.0.1", "port": 0},
         **overrides,
     )
+    # Logs go to stderr through the standard library, as in `brokkr-broker serve`; left unconfigured,
+    # structlog would print to stdout, into whatever a test captures there.
+    configure_logging("info", "console")
     broker = Broker(settings)
     loop = asyncio.new_event_loop()
     started = threading.Event()

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -35,8 +36,12 @@ class BrokerProcess:
         self.stdout: list[str] = []
         self.log: list[dict] = []
         self.started = threading.Event()
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
         if not self.started.wait(60):
             self.process.kill()
             raise AssertionError(f"broker did not start; stderr: {self.log}")
@@ -44,6 +49,16 @@ class BrokerProcess:
     def _read_stdout(self) -> None:
         for line in self.process.stdout:  # type: ignore[union-attr]
             self.stdout.append(line)
+        self.process.stdout.close()  # type: ignore[union-attr]
+
+    def printed_keys(self, *, expect: int) -> list[str]:
+        """Keys printed on stdout; waits (bounded) for `expect` of them to arrive."""
+        deadline = time.monotonic() + 30
+        while True:
+            found = re.findall(r"brokkr_[0-9a-f]+_[A-Za-z0-9]+", "".join(self.stdout))
+            if len(found) >= expect or time.monotonic() > deadline or self.process.poll() is not None:
+                return found
+            time.sleep(0.05)
 
     def _read_stderr(self) -> None:
         for line in self.process.stderr:  # type: ignore[union-attr]
@@ -56,10 +71,15 @@ class BrokerProcess:
                 self.rest_port = event["rest_port"]
                 self.grpc_port = event["grpc_port"]
                 self.started.set()
+        self.process.stderr.close()  # type: ignore[union-attr]
 
     def stop(self) -> int:
+        """SIGTERM, then wait for the exit and for both pipes to be read to the end."""
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(30)
+        code = self.process.wait(30)
+        for reader in self._readers:
+            reader.join(10)
+        return code
 
 
 def _http(method: str, url: str, key: str, body: dict | None = None) -> tuple[int, dict]:
@@ -80,9 +100,8 @@ def _http(method: str, url: str, key: str, body: dict | None = None) -> tuple[in
 def test_first_start_prints_the_admin_key_once_and_the_seed_curl_commands_work(tmp_path: Path):
     broker = BrokerProcess(tmp_path)
     try:
-        printed = "".join(broker.stdout)
-        keys = re.findall(r"brokkr_[0-9a-f]+_[A-Za-z0-9]+", printed)
-        assert len(keys) == 1, printed
+        keys = broker.printed_keys(expect=1)
+        assert len(keys) == 1, broker.stdout
         admin_key = keys[0]
         base = f"http://127.0.0.1:{broker.rest_port}"
         status, stack = _http(
@@ -108,11 +127,11 @@ def test_first_start_prints_the_admin_key_once_and_the_seed_curl_commands_work(t
     # A second start on the same database prints no key: it was shown once.
     again = BrokerProcess(tmp_path)
     try:
-        assert not re.findall(r"brokkr_[0-9a-f]+_", "".join(again.stdout))
         status, stacks = _http("GET", f"http://127.0.0.1:{again.rest_port}/api/v1/stacks", admin_key)
         assert status == 200 and [s["name"] for s in stacks["stacks"]] == ["my-app"]
     finally:
         assert again.stop() == 0
+    assert not re.findall(r"brokkr_[0-9a-f]+_", "".join(again.stdout))
 
 
 def test_invalid_settings_stop_the_broker_before_it_starts(tmp_path: Path):
@@ -162,8 +181,6 @@ def test_offline_bootstrap_creates_agents_and_generators_with_working_keys(tmp_p
     admin_key, admin_hash = hashed
     broker = BrokerProcess(tmp_path, env={"BROKKR_AUTH__ADMIN_KEY_HASH": admin_hash})
     try:
-        # With a configured hash the broker prints no key: the operator already holds it.
-        assert not re.findall(r"brokkr_[0-9a-f]+_", "".join(broker.stdout))
         base = f"http://127.0.0.1:{broker.rest_port}"
         status, me = _http("GET", f"{base}/api/v1/auth/whoami", generator_key)
         assert status == 200 and me["role"] == "ROLE_GENERATOR" and me["principalName"] == "ci"
@@ -171,3 +188,5 @@ def test_offline_bootstrap_creates_agents_and_generators_with_working_keys(tmp_p
         assert status == 200 and me["role"] == "ROLE_ADMIN"
     finally:
         assert broker.stop() == 0
+    # With a configured hash the broker prints no key: the operator already holds it.
+    assert not re.findall(r"brokkr_[0-9a-f]+_", "".join(broker.stdout))

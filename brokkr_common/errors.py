@@ -128,5 +128,8 @@ class Internal(BrokkrError):
 
 def not_found(kind: str, ident: str) -> NotFound:
     """The usual NOT_FOUND for a resource looked up by id or name."""
-    return NotFound(f"{kind} {ident!r} not found", reason=f"{kind.upper().replace(' ', '_')}_NOT_FOUND",
-                    metadata={"kind": kind, "id": ident})
+    return NotFound(
+        f"{kind} {ident!r} not found",
+        reason=f"{kind.upper().replace(' ', '_')}_NOT_FOUND",
+        metadata={"kind": kind, "id": ident},
+    )

@@ -1,0 +1,1 @@
+"""One repository per stored thing, each a thin SQL mapping onto `broker.domain.ports`."""

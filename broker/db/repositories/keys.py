@@ -1,0 +1,68 @@
+"""API keys in SQL, keyed by their short token; revoking keeps the row."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from broker.db.tables import api_keys
+from broker.domain.model import Role
+from broker.domain.ports import ApiKeyRecord
+
+_ACTIVE = api_keys.c.revoked_at.is_(None)
+
+
+def _key(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        short_token=row.short_token,
+        long_hash=row.long_hash,
+        role=Role(row.role),
+        principal_id=row.principal_id,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class SqlKeyRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, key: ApiKeyRecord) -> None:
+        await self._connection.execute(
+            insert(api_keys).values(
+                short_token=key.short_token,
+                long_hash=key.long_hash,
+                role=key.role.value,
+                principal_id=key.principal_id,
+                created_at=key.created_at,
+                revoked_at=key.revoked_at,
+            )
+        )
+
+    async def find(self, short_token: str) -> ApiKeyRecord | None:
+        row = (
+            await self._connection.execute(select(api_keys).where(api_keys.c.short_token == short_token))
+        ).first()
+        return _key(row) if row else None
+
+    async def active_admin_keys(self) -> list[ApiKeyRecord]:
+        query = select(api_keys).where(api_keys.c.role == Role.ADMIN.value, _ACTIVE)
+        return [_key(row) for row in await self._connection.execute(query)]
+
+    async def revoke(self, role: Role, principal_id: str | None, at: datetime) -> None:
+        owner = (
+            api_keys.c.role == role.value if role is Role.ADMIN else api_keys.c.principal_id == principal_id
+        )
+        await self._connection.execute(update(api_keys).where(owner, _ACTIVE).values(revoked_at=at))
+
+    async def reinstate(self, key: ApiKeyRecord) -> None:
+        await self._connection.execute(
+            update(api_keys)
+            .where(api_keys.c.short_token == key.short_token)
+            .values(
+                long_hash=key.long_hash, role=key.role.value, principal_id=key.principal_id, revoked_at=None
+            )
+        )

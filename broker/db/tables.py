@@ -1,0 +1,268 @@
+"""The relational schema, one SQLAlchemy Core table per stored thing, for SQLite and PostgreSQL alike.
+
+Shape decisions:
+
+* Ids are UUID strings made in Python, so both backends store the same text and a row's id is
+  known before it is written.
+* Times are `UtcDateTime`: timezone-aware UTC going in and coming out on both backends (SQLite
+  keeps no offset, PostgreSQL uses `timestamptz`).
+* Nothing is erased. Deleting sets `deleted_at` (`revoked_at` for keys), and the "unique" rules
+  (stack name, generator name, agent name within a cluster, one live target or registration per
+  pair, one active key per principal) are partial unique indexes over the live rows only, which
+  both backends support, so a name is free again once its holder is deleted.
+* Labels and annotations live in child tables with an index on (key, value), not in JSON columns.
+  Targeting asks "which agents share a label with this stack" and back; with child tables that is
+  an indexed join that touches only the matching rows, so it stays cheap at 10,000 agents, where
+  JSON would mean loading every agent's labels into Python. Annotation values may be long (256 KiB
+  per object), longer than a PostgreSQL B-tree entry may be, so their index holds the SHA-256 of
+  the value instead of the value.
+* A stack's `latest_sequence_id` is the counter for its deployment objects: incrementing it with
+  `UPDATE ... RETURNING` takes the stack's row lock (a write transaction on SQLite), so concurrent
+  writers take turns, and it points at the desired deployment object without a MAX() query.
+* Deployment objects are immutable, keyed (stack_id, sequence_id); their parsed resources are
+  stored beside them with the content hash agent sessions compute deltas from.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+#: Deterministic constraint names on both backends (error mapping and migrations rely on them).
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = 36  # a UUID in its 8-4-4-4-12 text form
+DIGEST = 64  # a SHA-256 in lower-case hex
+LABEL_KEY = 317  # "<DNS subdomain, 253>/<name, 63>"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend; naive datetimes are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: Brokkr stores timezone-aware UTC only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _live(column: str = "deleted_at") -> dict[str, Any]:
+    """The WHERE clause of a partial index over live rows, for both backends."""
+    condition = text(f"{column} IS NULL")
+    return {"sqlite_where": condition, "postgresql_where": condition}
+
+
+def _created() -> Column[datetime]:
+    return Column("created_at", UtcDateTime(), nullable=False)
+
+
+def _deleted() -> Column[datetime]:
+    return Column("deleted_at", UtcDateTime(), nullable=True)
+
+
+def _labels_table(name: str, owner: str) -> Table:
+    """key=value labels of an agent or a stack; the (key, value) index serves targeting joins."""
+    return Table(
+        name,
+        metadata,
+        Column("owner_id", String(ID), ForeignKey(f"{owner}.id"), nullable=False),
+        Column("key", String(LABEL_KEY), nullable=False),
+        Column("value", String(63), nullable=False),
+        PrimaryKeyConstraint("owner_id", "key"),
+        Index(f"ix_{name}_key_value", "key", "value"),
+    )
+
+
+def _annotations_table(name: str, owner: str) -> Table:
+    """Annotations of an agent or a stack; indexed by (key, SHA-256 of value), see the module docstring."""
+    return Table(
+        name,
+        metadata,
+        Column("owner_id", String(ID), ForeignKey(f"{owner}.id"), nullable=False),
+        Column("key", String(LABEL_KEY), nullable=False),
+        Column("value", Text(), nullable=False),
+        Column("value_digest", String(DIGEST), nullable=False),
+        PrimaryKeyConstraint("owner_id", "key"),
+        Index(f"ix_{name}_key_value_digest", "key", "value_digest"),
+    )
+
+
+generators = Table(
+    "generators",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(63), nullable=False),
+    Column("description", Text(), nullable=False),
+    _created(),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    _deleted(),
+    Index("ix_generators_order", "name", "id"),
+    Index("ux_generators_live_name", "name", unique=True, **_live()),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(63), nullable=False),
+    Column("cluster_name", String(253), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("connection_state", String(32), nullable=False),
+    Column("last_heartbeat_at", UtcDateTime(), nullable=True),
+    Column("kubernetes_reachable", Boolean(), nullable=False),
+    _created(),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    _deleted(),
+    Index("ix_agents_order", "name", "cluster_name", "id"),
+    Index("ux_agents_live_name_cluster", "name", "cluster_name", unique=True, **_live()),
+)
+
+agent_labels = _labels_table("agent_labels", "agents")
+agent_annotations = _annotations_table("agent_annotations", "agents")
+
+stacks = Table(
+    "stacks",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(63), nullable=False),
+    Column("description", Text(), nullable=False),
+    Column("generator_id", String(ID), ForeignKey("generators.id"), nullable=True),
+    Column("latest_sequence_id", BigInteger(), nullable=False),
+    _created(),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    _deleted(),
+    Index("ix_stacks_order", "name", "id"),
+    Index("ix_stacks_generator_id", "generator_id"),
+    Index("ux_stacks_live_name", "name", unique=True, **_live()),
+)
+
+stack_labels = _labels_table("stack_labels", "stacks")
+stack_annotations = _annotations_table("stack_annotations", "stacks")
+
+deployment_objects = Table(
+    "deployment_objects",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("stack_id", String(ID), ForeignKey("stacks.id"), nullable=False),
+    Column("sequence_id", BigInteger(), nullable=False),
+    Column("yaml_content", Text(), nullable=False),
+    Column("checksum", String(DIGEST), nullable=False),
+    Column("is_deletion_marker", Boolean(), nullable=False),
+    Column("provenance", JSON(), nullable=True),
+    _created(),
+    UniqueConstraint("stack_id", "sequence_id", name="ux_deployment_objects_stack_sequence"),
+)
+
+deployment_object_resources = Table(
+    "deployment_object_resources",
+    metadata,
+    Column(
+        "deployment_object_id",
+        String(ID),
+        # The conventional name would pass PostgreSQL's 63-character limit.
+        ForeignKey("deployment_objects.id", name="fk_deployment_object_resources_deployment_objects"),
+        nullable=False,
+    ),
+    Column("position", Integer(), nullable=False),
+    Column("api_group", String(253), nullable=False),
+    Column("version", String(63), nullable=False),
+    Column("kind", String(63), nullable=False),
+    Column("namespace", String(63), nullable=False),
+    Column("name", String(253), nullable=False),
+    Column("content_hash", String(DIGEST), nullable=False),
+    Column("manifest_json", Text(), nullable=False),
+    PrimaryKeyConstraint("deployment_object_id", "position"),
+)
+
+targets = Table(
+    "targets",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("agent_id", String(ID), ForeignKey("agents.id"), nullable=False),
+    Column("stack_id", String(ID), ForeignKey("stacks.id"), nullable=False),
+    _created(),
+    _deleted(),
+    Index("ux_targets_live", "agent_id", "stack_id", unique=True, **_live()),
+    Index("ix_targets_stack", "stack_id", "agent_id"),
+)
+
+registrations = Table(
+    "registrations",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("agent_id", String(ID), ForeignKey("agents.id"), nullable=False),
+    Column("generator_id", String(ID), ForeignKey("generators.id"), nullable=False),
+    _created(),
+    _deleted(),
+    Index("ux_registrations_live", "agent_id", "generator_id", unique=True, **_live()),
+    Index("ix_registrations_generator", "generator_id", "agent_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("short_token", String(32), primary_key=True),
+    Column("long_hash", String(DIGEST), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("principal_id", String(ID), nullable=True),
+    _created(),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    # One active key per agent or generator, and one active admin key.
+    Index("ux_api_keys_active_principal", "principal_id", unique=True, **_live("revoked_at")),
+    Index(
+        "ux_api_keys_active_admin",
+        "role",
+        unique=True,
+        sqlite_where=text("role = 'admin' AND revoked_at IS NULL"),
+        postgresql_where=text("role = 'admin' AND revoked_at IS NULL"),
+    ),
+)
+
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("principal", String(64), nullable=False),
+    Column("method", String(64), nullable=False),
+    Column("request_id", String(ID), nullable=False),
+    Column("request_fingerprint", String(DIGEST), nullable=False),
+    Column("resource_id", String(ID), nullable=False),
+    _created(),
+    PrimaryKeyConstraint("principal", "method", "request_id"),
+)

@@ -1,0 +1,305 @@
+"""The storage the use cases need, as interfaces: repositories and the unit of work that holds them.
+
+Services depend only on these protocols and the domain model, so their unit tests can use
+in-memory fakes while `broker.db` implements them with SQL. Repositories have small surfaces that
+say what the use cases ask, not what SQL can do; each returns domain objects, never rows.
+
+A unit of work is one transaction:
+
+    async with uow:
+        stack = await uow.stacks.get(stack_id)
+        ...
+        uow.record(StackChanged(stack.id))
+        await uow.commit()
+
+Leaving the block without `commit()` rolls everything back. Database failures leave the block as
+`BrokkrError`s (UNAVAILABLE, ABORTED, ALREADY_EXISTS for a unique rule), never driver exceptions.
+
+Lists use keyset pagination: `list_page(after=position, limit=n)` returns up to `n` rows that sort
+after `position` (the sort key of the last row of the previous page; `()` for the first page). Each
+repository documents its order and the position it takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol
+
+from broker.domain.changes import Change
+from broker.domain.model import (
+    Agent,
+    DeploymentObject,
+    Generator,
+    Registration,
+    Role,
+    Stack,
+    Target,
+)
+
+#: The sort key of the last row of the previous page; () for the first page.
+Position = tuple[str | int, ...]
+
+#: Called with the changes of each committed transaction that recorded any.
+OnCommit = Callable[[tuple[Change, ...]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """A stored key: its public short token, the SHA-256 of its secret part, and whose it is."""
+
+    short_token: str
+    long_hash: str
+    role: Role
+    principal_id: str | None
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """A create that carried a request_id (AIP-155): who asked, what, and what it created."""
+
+    principal: str
+    method: str
+    request_id: str
+    request_fingerprint: str
+    resource_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AgentCandidate:
+    """An agent a stack may reach, with what the targeting rule needs to decide."""
+
+    agent: Agent
+    explicit: bool
+    generator_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class StackCandidate:
+    """A stack that may reach an agent; `explicit` when a target joins them."""
+
+    stack: Stack
+    explicit: bool
+
+
+class GeneratorRepository(Protocol):
+    """Generators, ordered by (name, id)."""
+
+    async def add(self, generator: Generator) -> None: ...
+
+    async def get(self, generator_id: str) -> Generator | None:
+        """The generator, deleted or not."""
+        ...
+
+    async def update(self, generator: Generator) -> None:
+        """Store name, description, updated_at and deleted_at."""
+        ...
+
+    async def list_page(
+        self, *, after: Position, limit: int, show_deleted: bool, only_id: str | None = None
+    ) -> list[Generator]: ...
+
+
+class AgentRepository(Protocol):
+    """Agents with their labels and annotations, ordered by (name, cluster_name, id)."""
+
+    async def add(self, agent: Agent) -> None: ...
+
+    async def get(self, agent_id: str) -> Agent | None:
+        """The agent, deleted or not."""
+        ...
+
+    async def update(self, agent: Agent) -> None:
+        """Store every mutable field, labels and annotations included."""
+        ...
+
+    async def list_page(
+        self,
+        *,
+        after: Position,
+        limit: int,
+        show_deleted: bool,
+        labels: Mapping[str, str],
+        registered_with: str | None = None,
+    ) -> list[Agent]:
+        """Agents carrying all of `labels`; only those registered with a generator if given."""
+        ...
+
+
+class StackRepository(Protocol):
+    """Stacks with labels, annotations and desired deployment object, ordered by (name, id)."""
+
+    async def add(self, stack: Stack) -> None: ...
+
+    async def get(self, stack_id: str) -> Stack | None:
+        """The stack, deleted or not."""
+        ...
+
+    async def update(self, stack: Stack) -> None:
+        """Store name, description, labels, annotations, updated_at and deleted_at."""
+        ...
+
+    async def list_page(
+        self,
+        *,
+        after: Position,
+        limit: int,
+        show_deleted: bool,
+        labels: Mapping[str, str],
+        generator_id: str | None = None,
+    ) -> list[Stack]:
+        """Stacks carrying all of `labels`; only one generator's if given."""
+        ...
+
+    async def allocate_sequence_id(self, stack_id: str) -> int | None:
+        """Reserve the next deployment object sequence id of a live stack (None if deleted).
+
+        Holds the stack's row lock until the transaction ends, so concurrent writers of one stack
+        take turns and never share a number.
+        """
+        ...
+
+    async def generator_has_live_stacks(self, generator_id: str) -> bool: ...
+
+
+class DeploymentObjectRepository(Protocol):
+    """Deployment objects of a stack, newest first: position (sequence_id,)."""
+
+    async def add(self, deployment_object: DeploymentObject) -> None:
+        """Store it with its resources. There is no update: deployment objects are immutable."""
+        ...
+
+    async def get(self, deployment_object_id: str) -> DeploymentObject | None:
+        """With YAML content and resources."""
+        ...
+
+    async def list_page(
+        self, stack_id: str, *, after: Position, limit: int, include_content: bool
+    ) -> list[DeploymentObject]:
+        """Without `include_content`, yaml_content is "" and resources are empty."""
+        ...
+
+
+class TargetRepository(Protocol):
+    """Live explicit targets, ordered by (agent_id, stack_id)."""
+
+    async def add(self, target: Target) -> None: ...
+
+    async def exists(self, agent_id: str, stack_id: str) -> bool: ...
+
+    async def remove(self, agent_id: str, stack_id: str, at: datetime) -> bool:
+        """Soft-delete the live target; False if there was none."""
+        ...
+
+    async def list_page(
+        self,
+        *,
+        after: Position,
+        limit: int,
+        agent_id: str | None = None,
+        stack_id: str | None = None,
+        stack_owner: str | None = None,
+    ) -> list[Target]:
+        """Targets matching every filter given; `stack_owner` keeps one generator's stacks."""
+        ...
+
+
+class RegistrationRepository(Protocol):
+    """Live registrations, ordered by (agent_id, generator_id)."""
+
+    async def add(self, registration: Registration) -> None: ...
+
+    async def exists(self, agent_id: str, generator_id: str) -> bool: ...
+
+    async def remove(self, agent_id: str, generator_id: str, at: datetime) -> bool:
+        """Soft-delete the live registration; False if there was none."""
+        ...
+
+    async def generator_ids(self, agent_id: str) -> frozenset[str]:
+        """The generators the agent is registered with."""
+        ...
+
+    async def list_page(
+        self, *, after: Position, limit: int, agent_id: str | None = None, generator_id: str | None = None
+    ) -> list[Registration]: ...
+
+
+class TargetingQueries(Protocol):
+    """The SQL half of targeting: candidates narrowed by indexes, for `targeting.match` to decide.
+
+    Candidates are live, the agents ACTIVE, and each joined by an explicit target or by a shared
+    label or annotation with registration to the stack's generator (or a generator-less stack).
+    """
+
+    async def agent_candidates(self, stack: Stack) -> list[AgentCandidate]: ...
+
+    async def stack_candidates(self, agent: Agent) -> list[StackCandidate]: ...
+
+
+class KeyRepository(Protocol):
+    """API keys, looked up by their short token on every call."""
+
+    async def add(self, key: ApiKeyRecord) -> None: ...
+
+    async def find(self, short_token: str) -> ApiKeyRecord | None:
+        """The key with this short token, revoked or not."""
+        ...
+
+    async def active_admin_keys(self) -> list[ApiKeyRecord]: ...
+
+    async def revoke(self, role: Role, principal_id: str | None, at: datetime) -> None:
+        """Revoke every active key of the principal (all admin keys when role is admin)."""
+        ...
+
+    async def reinstate(self, key: ApiKeyRecord) -> None:
+        """Make a stored key (found by short token) active again with this hash and owner."""
+        ...
+
+
+class IdempotencyRepository(Protocol):
+    async def find(self, principal: str, method: str, request_id: str) -> IdempotencyRecord | None: ...
+
+    async def add(self, record: IdempotencyRecord) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every repository; see the module docstring."""
+
+    generators: GeneratorRepository
+    agents: AgentRepository
+    stacks: StackRepository
+    deployment_objects: DeploymentObjectRepository
+    targets: TargetRepository
+    registrations: RegistrationRepository
+    targeting: TargetingQueries
+    keys: KeyRepository
+    idempotency: IdempotencyRepository
+
+    @property
+    def committed_changes(self) -> tuple[Change, ...]:
+        """The changes of the last committed transaction."""
+        ...
+
+    async def __aenter__(self) -> UnitOfWork: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    def record(self, change: Change) -> None:
+        """Note a change, handed on only if the transaction commits."""
+        ...
+
+
+#: Makes a fresh unit of work; services are given one per call.
+UnitOfWorkFactory = Callable[[], UnitOfWork]

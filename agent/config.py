@@ -99,7 +99,9 @@ class HttpSettings(SettingsGroup):
 class AgentSettings(BrokkrSettings):
     """Everything the agent reads at start-up."""
 
-    broker: BrokerSettings = Field(description="Where the broker is and how to reach it.")
+    broker: BrokerSettings = Field(
+        default_factory=BrokerSettings, description="Where the broker is and how to reach it."
+    )
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings, description="The cluster.")
     health: HealthSettings = Field(default_factory=HealthSettings, description="Health assessment.")
     http: HttpSettings = Field(default_factory=HttpSettings, description="Probe and metrics endpoint.")

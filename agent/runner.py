@@ -1,0 +1,159 @@
+"""The agent's composition root: wires the cluster, the session client and the probe endpoint.
+
+Start-up: read what the cluster records of each stack (so a restart resumes instead of receiving
+everything again), start the /healthz /readyz /metrics endpoint, dial the broker and keep the
+session up. While running: apply what the broker sends, one stack at a time; re-assess the health of
+held stacks every `health.interval_seconds` and report it when it changed (and in full after every
+Welcome). Shutdown on SIGTERM: stop the session, then the endpoint, then the cluster client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+
+from agent import probes
+from agent.config import AgentSettings
+from agent.kube.cluster import Cluster
+from agent.reconcile.errors import ClusterError
+from agent.stream.client import ApplyFailed, ClientOptions, SessionClient
+from brokkr_common.session import agent_session as machine
+from brokkr_common.session.reports import ResourceResult, StackHealth
+from brokkr_common.session.stacks import UNKNOWN, HeldStack
+
+log = structlog.get_logger("brokkr.agent")
+
+AGENT_VERSION = "brokkr-agent/0.1.0"
+
+
+class KubernetesRuntime:
+    """The session client's `StackRuntime`, over the agent's cluster."""
+
+    def __init__(self, cluster: Cluster, registry: CollectorRegistry) -> None:
+        self.cluster = cluster
+        self.client: SessionClient | None = None
+        self.kubernetes_reachable = False
+        self._applies = Counter(
+            "brokkr_agent_applies",
+            "Stack applies and removals, by outcome.",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+
+    def _held(self, stack_id: str) -> HeldStack:
+        return self.client.held.get(stack_id, UNKNOWN) if self.client else UNKNOWN
+
+    async def apply(self, work: machine.Apply) -> Sequence[ResourceResult]:
+        try:
+            results = await self.cluster.apply(work, self._held(work.stack_id))
+        except ClusterError as error:
+            self._applies.labels("apply", "failed").inc()
+            log.warning("apply failed", stack=work.stack_name, reason=error.reason, error=str(error))
+            raise ApplyFailed(error.status_error(), getattr(error, "errors", ())) from error
+        self._applies.labels("apply", "ok").inc()
+        log.info(
+            "applied", stack=work.stack_name, version=work.deployment_object.sequence_id, objects=len(results)
+        )
+        return results
+
+    async def remove(self, work: machine.Remove) -> Sequence[ResourceResult]:
+        try:
+            results = await self.cluster.remove(work.stack_id, self._held(work.stack_id))
+        except ClusterError as error:
+            self._applies.labels("remove", "failed").inc()
+            raise ApplyFailed(error.status_error(), getattr(error, "errors", ())) from error
+        self._applies.labels("remove", "ok").inc()
+        log.info("removed", stack=work.stack_id, objects=len(results))
+        return results
+
+    async def probe(self) -> tuple[bool, int]:
+        reachable, latency_ms = await self.cluster.probe()
+        self.kubernetes_reachable = reachable
+        return reachable, latency_ms
+
+
+def _credentials(settings: AgentSettings) -> grpc.ChannelCredentials | None:
+    tls = settings.broker.tls
+    if not tls.active:
+        return None
+    read = lambda path: Path(path).read_bytes() if path else None  # noqa: E731
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(tls.ca_file),
+        private_key=read(tls.key_file),
+        certificate_chain=read(tls.cert_file),
+    )
+
+
+async def _report_health(
+    runtime: KubernetesRuntime, client: SessionClient, interval: float, stop: asyncio.Event
+) -> None:
+    """Assess held stacks periodically; send what changed, and everything after a (re)connect."""
+    last: dict[str, StackHealth] = {}
+    welcomes = 0
+    while not stop.is_set():
+        if client.connected.is_set():
+            full = client.connects != welcomes
+            welcomes = client.connects
+            changed: list[StackHealth] = []
+            for stack_id, held in dict(client.held).items():
+                if held.is_unknown:
+                    continue
+                try:
+                    health = await runtime.cluster.health(stack_id, held.deployment_object, held.resources)
+                except ClusterError as error:
+                    log.warning("health assessment failed", stack=stack_id, error=str(error))
+                    continue
+                if full or last.get(stack_id) != health:
+                    changed.append(health)
+                last[stack_id] = health
+            await client.report_health(changed)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+async def run(settings: AgentSettings, stop: asyncio.Event) -> None:
+    registry = CollectorRegistry()
+    cluster = Cluster(settings.kubernetes)
+    runtime = KubernetesRuntime(cluster, registry)
+    held = await cluster.recorded()
+    log.info("recorded state read", stacks=len(held))
+    options = ClientOptions(
+        agent_version=AGENT_VERSION,
+        keepalive_time_seconds=settings.broker.keepalive_time_seconds,
+        keepalive_timeout_seconds=settings.broker.keepalive_timeout_seconds,
+        reconnect_max_seconds=settings.broker.reconnect_max_seconds,
+        credentials=_credentials(settings),
+        extra_channel_options=(
+            (("grpc.ssl_target_name_override", settings.broker.tls.server_name),)
+            if settings.broker.tls.server_name
+            else ()
+        ),
+    )
+    client = SessionClient(settings.broker.address, settings.broker.read_key, runtime, held, options)
+    runtime.client = client
+    readiness = probes.Readiness(
+        session_up=client.connected.is_set, kubernetes=lambda: runtime.kubernetes_reachable
+    )
+    http, port = await probes.serve(
+        probes.create_app(readiness, registry), settings.http.host, settings.http.port
+    )
+    log.info("agent started", broker=settings.broker.address, http_port=port)
+    session = asyncio.create_task(client.run(), name="session")
+    health = asyncio.create_task(
+        _report_health(runtime, client, settings.health.interval_seconds, stop), name="health"
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("agent stopping")
+        await client.stop()
+        await asyncio.gather(session, health, return_exceptions=True)
+        await http.cleanup()
+        cluster.close()
+        log.info("agent stopped")

@@ -114,6 +114,36 @@ class LimitsSettings(SettingsGroup):
     )
 
 
+class SessionSettings(SettingsGroup):
+    heartbeat_interval_seconds: float = Field(
+        10.0, gt=0, description="How often agents send a heartbeat; told to each agent in its Welcome."
+    )
+    heartbeat_timeout_seconds: float = Field(
+        30.0, gt=0, description="Silence after which a session is closed and the agent shown disconnected."
+    )
+    sweep_interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How often every local session is re-checked against the database, "
+        "catching any change whose notification was missed.",
+    )
+    outbox_messages: int = Field(
+        512, ge=8, description="Messages queued for one agent before it counts as not reading and is cut off."
+    )
+    report_batch_size: int = Field(
+        1000, ge=1, description="Acks, health reports and heartbeats written per database transaction."
+    )
+    report_flush_seconds: float = Field(
+        0.05, gt=0, description="How long reports gather before a batch is written."
+    )
+
+    @model_validator(mode="after")
+    def _timeout_above_interval(self) -> SessionSettings:
+        if self.heartbeat_timeout_seconds <= self.heartbeat_interval_seconds:
+            raise ValueError("heartbeat_timeout_seconds must exceed heartbeat_interval_seconds")
+        return self
+
+
 class BrokerSettings(BrokkrSettings):
     """Everything the broker reads at start-up."""
 
@@ -126,6 +156,7 @@ class BrokerSettings(BrokkrSettings):
     rest: RestSettings = Field(default_factory=RestSettings, description="The HTTP/JSON shim.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Keys.")
     limits: LimitsSettings = Field(default_factory=LimitsSettings, description="Input bounds.")
+    sessions: SessionSettings = Field(default_factory=SessionSettings, description="Agent sessions.")
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
 
 

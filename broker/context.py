@@ -1,4 +1,5 @@
-"""The authenticated caller of the RPC being served, set by the interceptor for the servicers."""
+"""The authenticated caller of the RPC being served: set by the API interceptor, read by the
+servicers and the session stream (which is why it lives beside them, not inside either)."""
 
 from __future__ import annotations
 

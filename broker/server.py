@@ -23,7 +23,13 @@ from broker import rest
 from broker.api import interceptor, registry
 from broker.config import BrokerSettings
 from broker.db import Database, open_database
+from broker.db.notifications import listen
 from broker.services import keys as key_service
+from broker.stream.connect import AgentSessionServicer, StreamLimits
+from broker.stream.hub import SessionHub
+from broker.stream.recording import Recorder
+from brokkr_common.errors import Unavailable
+from brokkr_common.session.broker_session import HeartbeatPolicy
 
 log = structlog.get_logger("brokkr.server")
 
@@ -81,6 +87,10 @@ class Broker:
         self._server: grpc.aio.Server | None = None
         self._rest_channel: grpc.aio.Channel | None = None
         self._rest: rest.RunningServer | None = None
+        self.hub: SessionHub | None = None
+        self._recorder: Recorder | None = None
+        self._background_stop = asyncio.Event()
+        self._background: list[asyncio.Task[None]] = []
 
     @property
     def database(self) -> Database:
@@ -95,7 +105,22 @@ class Broker:
             connect_timeout=settings.database.connect_timeout_seconds,
             migrate=settings.database.migrate_on_start,
         )
-        uow_factory = self._database.uow_factory()
+        database = self._database
+        sessions = settings.sessions
+        plain_uow = database.uow_factory()
+        self._recorder = Recorder(
+            plain_uow, batch_size=sessions.report_batch_size, interval=sessions.report_flush_seconds
+        )
+        self.hub = SessionHub(
+            plain_uow,
+            self._recorder,
+            replica_name=settings.replica_name,
+            registry=self.registry,
+            heartbeat_timeout=sessions.heartbeat_timeout_seconds,
+        )
+        # On PostgreSQL every replica, this one included, learns of commits through LISTEN/NOTIFY;
+        # on SQLite (one replica) the unit of work hands them over directly after commit.
+        uow_factory = plain_uow if database.uses_notify else database.uow_factory(on_commit=self.hub.publish)
         admin_hash = settings.auth.admin_key_hash.get_secret_value() if settings.auth.admin_key_hash else None
         self.bootstrap_admin_key = await key_service.ensure_admin_key(uow_factory(), admin_hash)
 
@@ -107,6 +132,18 @@ class Broker:
             options=grpc_server_options(settings),
         )
         service_names = registry.add_servicers(server, uow_factory, settings)
+        session_servicer = AgentSessionServicer(
+            self.hub,
+            self._recorder,
+            replica_name=settings.replica_name,
+            limits=StreamLimits(
+                outbox_messages=sessions.outbox_messages,
+                heartbeat=HeartbeatPolicy(
+                    sessions.heartbeat_interval_seconds, sessions.heartbeat_timeout_seconds
+                ),
+            ),
+        )
+        server.add_generic_rpc_handlers((session_servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             [
@@ -126,6 +163,22 @@ class Broker:
         internal_port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         self._server = server
+        self._recorder.start()
+        hub = self.hub
+        await hub.sweep()  # sessions this replica held before a crash are shown disconnected
+        self._background.append(asyncio.create_task(hub.run_changes(), name="change-fan-out"))
+        self._background.append(
+            asyncio.create_task(
+                hub.run_sweeps(sessions.sweep_interval_seconds, self._background_stop), name="session-sweeps"
+            )
+        )
+        if database.uses_notify:
+            self._background.append(
+                asyncio.create_task(
+                    listen(settings.database.url, hub.publish, hub.sweep, self._background_stop),
+                    name="change-listener",
+                )
+            )
         for name in ("", *service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
@@ -157,8 +210,22 @@ class Broker:
         grace = self.settings.grpc.shutdown_grace_seconds if grace is None else grace
         log.info("broker stopping", grace_seconds=grace)
         await self.health.enter_graceful_shutdown()
+        self._background_stop.set()
+        if self.hub is not None:
+            # Agents reconnect, with jitter, to another replica (or to this one after a restart).
+            self.hub.close_all(Unavailable("the broker is shutting down", reason="BROKER_SHUTTING_DOWN"))
         if self._server is not None:
             await self._server.stop(grace)
+        if self.hub is not None:
+            await self.hub.stop()
+        # The sweeps and the change listener end by themselves once told to stop; cancelling them
+        # mid-query would leak their connections.
+        _, stuck = await asyncio.wait(self._background, timeout=10) if self._background else ((), ())
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._recorder is not None:
+            await self._recorder.stop()
         if self._rest is not None:
             await self._rest.stop()
         if self._rest_channel is not None:

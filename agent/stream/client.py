@@ -215,7 +215,13 @@ class SessionClient:
                 log.warning(
                     "session ended", code=error.code().name, reason=problem.reason, error=problem.message
                 )
+            except asyncio.CancelledError:
+                # `_end_stream` cancelled the call; anything cancelling this task goes on up.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
             finally:
+                self._call = None
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 
 from broker.api import convert
-from broker.api.context import current_principal
 from broker.api.masks import changes_from_mask
+from broker.context import current_principal
 from broker.domain.model import AgentStatus
 from broker.domain.ports import UnitOfWorkFactory
 from broker.services import agents, targeting

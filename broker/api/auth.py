@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from broker.api import convert
-from broker.api.context import current_principal
+from broker.context import current_principal
 from broker.domain.ports import UnitOfWorkFactory
 from broker.services import keys
 from brokkr_common.pb.brokkr.v1 import auth_service_pb2 as pb

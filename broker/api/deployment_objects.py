@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from broker.api import convert
-from broker.api.context import current_principal
+from broker.context import current_principal
 from broker.domain.ports import UnitOfWorkFactory
 from broker.services import deployment_objects
 from brokkr_common.pb.brokkr.v1 import (

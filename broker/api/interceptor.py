@@ -19,7 +19,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from broker.api import authz
-from broker.api.context import set_principal
+from broker.context import set_principal
 from broker.domain.model import Principal
 from brokkr_common import errors
 from brokkr_common.rpc_status import to_grpc_status

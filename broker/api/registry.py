@@ -9,6 +9,7 @@ from google.protobuf.descriptor import FileDescriptor
 from broker.api.agents import AgentServicer
 from broker.api.auth import AuthServicer
 from broker.api.deployment_objects import DeploymentObjectServicer
+from broker.api.deployment_statuses import DeploymentStatusServicer
 from broker.api.generators import GeneratorServicer
 from broker.api.stacks import StackServicer
 from broker.api.targets import TargetServicer
@@ -17,10 +18,13 @@ from broker.domain.ports import UnitOfWorkFactory
 from brokkr_common.pb.brokkr.v1 import (
     agent_service_pb2,
     agent_service_pb2_grpc,
+    agent_session_service_pb2,
     auth_service_pb2,
     auth_service_pb2_grpc,
     deployment_object_service_pb2,
     deployment_object_service_pb2_grpc,
+    deployment_status_service_pb2,
+    deployment_status_service_pb2_grpc,
     generator_service_pb2,
     generator_service_pb2_grpc,
     stack_service_pb2,
@@ -31,8 +35,11 @@ from brokkr_common.pb.brokkr.v1 import (
 
 _FILES = (
     agent_service_pb2,
+    # Served by broker.stream through a generic handler (it writes pre-serialized bytes).
+    agent_session_service_pb2,
     auth_service_pb2,
     deployment_object_service_pb2,
+    deployment_status_service_pb2,
     generator_service_pb2,
     stack_service_pb2,
     target_service_pb2,
@@ -54,6 +61,9 @@ def add_servicers(server: grpc.aio.Server, uow: UnitOfWorkFactory, settings: Bro
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(uow), server)
     deployment_object_service_pb2_grpc.add_DeploymentObjectServiceServicer_to_server(
         DeploymentObjectServicer(uow, max_bytes=settings.limits.max_deployment_object_bytes), server
+    )
+    deployment_status_service_pb2_grpc.add_DeploymentStatusServiceServicer_to_server(
+        DeploymentStatusServicer(uow), server
     )
     generator_service_pb2_grpc.add_GeneratorServiceServicer_to_server(GeneratorServicer(uow), server)
     stack_service_pb2_grpc.add_StackServiceServicer_to_server(StackServicer(uow), server)

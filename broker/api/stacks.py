@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 
 from broker.api import convert
-from broker.api.context import current_principal
 from broker.api.masks import changes_from_mask
+from broker.context import current_principal
 from broker.domain.ports import UnitOfWorkFactory
 from broker.services import stacks, targeting
 from brokkr_common.pb.brokkr.v1 import stack_service_pb2 as pb

@@ -21,6 +21,12 @@ Shape decisions:
   writers take turns, and it points at the desired deployment object without a MAX() query.
 * Deployment objects are immutable, keyed (stack_id, sequence_id); their parsed resources are
   stored beside them with the content hash agent sessions compute deltas from.
+* An agent's connection (state, session, replica, peer, heartbeat) lives on its row and only agent
+  sessions write it, so admin updates never overwrite a heartbeat and need no extra join to show it.
+* `deployment_statuses` keeps, per agent x stack, only the newest of what the agent reported (acks,
+  nacks, health), upserted in bulk; per-resource results are JSON, since they are only ever shown
+  whole. What the agent *should* hold is not stored there: it follows from the stack and targeting
+  at read time, so it can never go stale.
 """
 
 from __future__ import annotations
@@ -150,8 +156,15 @@ agents = Table(
     _created(),
     Column("updated_at", UtcDateTime(), nullable=False),
     _deleted(),
+    # The newest session: which stream, on which replica, from where, since when.
+    Column("session_id", String(ID), nullable=True),
+    Column("replica", String(253), nullable=True),
+    Column("peer", Text(), nullable=True),
+    Column("agent_version", String(128), nullable=True),
+    Column("connected_at", UtcDateTime(), nullable=True),
     Index("ix_agents_order", "name", "cluster_name", "id"),
     Index("ux_agents_live_name_cluster", "name", "cluster_name", unique=True, **_live()),
+    Index("ix_agents_connection", "connection_state", "replica"),
 )
 
 agent_labels = _labels_table("agent_labels", "agents")
@@ -265,4 +278,36 @@ idempotency_records = Table(
     Column("resource_id", String(ID), nullable=False),
     _created(),
     PrimaryKeyConstraint("principal", "method", "request_id"),
+)
+
+deployment_statuses = Table(
+    "deployment_statuses",
+    metadata,
+    Column("agent_id", String(ID), ForeignKey("agents.id"), nullable=False),
+    Column("stack_id", String(ID), ForeignKey("stacks.id"), nullable=False),
+    # The last ack or nack: APPLIED, FAILED, REMOVED; NULL before the first.
+    Column("outcome", String(16), nullable=True),
+    Column(
+        "applied_deployment_object_id",
+        String(ID),
+        ForeignKey("deployment_objects.id", name="fk_deployment_statuses_applied"),
+        nullable=True,
+    ),
+    Column(
+        "failed_deployment_object_id",
+        String(ID),
+        ForeignKey("deployment_objects.id", name="fk_deployment_statuses_failed"),
+        nullable=True,
+    ),
+    Column("error_code", String(32), nullable=False),
+    Column("error_message", Text(), nullable=False),
+    Column("resources", JSON(), nullable=False),
+    # When the agent reported the stored outcome (or said what it holds); older reports lose.
+    Column("reported_at", UtcDateTime(), nullable=True),
+    Column("health", String(16), nullable=True),
+    Column("health_resources", JSON(), nullable=False),
+    Column("health_reported_at", UtcDateTime(), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("agent_id", "stack_id"),
+    Index("ix_deployment_statuses_stack", "stack_id", "agent_id"),
 )

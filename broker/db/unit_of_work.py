@@ -2,9 +2,17 @@
 
 It is the single place where database exceptions become Brokkr errors (`errors.translate`): they
 raise inside the `async with` block, from a repository or from `commit()`, and leave it translated.
-After a successful commit it publishes the changes the services recorded to `on_commit`, so the
-agent sessions of this replica (and, through them, of the others) learn about them; a failure to
-publish is logged and does not undo the commit, since the sessions' periodic sweep catches up.
+
+The changes the services recorded reach agent sessions in one of two ways:
+
+* with `notify` (PostgreSQL), `commit()` sends them with NOTIFY inside the transaction, so
+  PostgreSQL delivers them exactly when it commits, to the listener of every replica, this one
+  included (`broker.db.notifications`);
+* after a successful commit they are passed to `on_commit`, which on SQLite (one replica) hands
+  them straight to this replica's sessions.
+
+A failure of `on_commit` is logged and does not undo the commit, since the sessions' periodic
+sweep catches up.
 """
 
 from __future__ import annotations
@@ -14,9 +22,12 @@ from types import TracebackType
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from broker.db import notifications
 from broker.db.errors import reraise, translate
+from broker.db.repositories.agent_connections import SqlAgentConnectionRepository
 from broker.db.repositories.agents import SqlAgentRepository
 from broker.db.repositories.deployment_objects import SqlDeploymentObjectRepository
+from broker.db.repositories.deployment_statuses import SqlDeploymentStatusRepository
 from broker.db.repositories.generators import SqlGeneratorRepository
 from broker.db.repositories.idempotency import SqlIdempotencyRepository
 from broker.db.repositories.keys import SqlKeyRepository
@@ -43,10 +54,15 @@ class SqlUnitOfWork:
     targeting: SqlTargetingQueries
     keys: SqlKeyRepository
     idempotency: SqlIdempotencyRepository
+    agent_connections: SqlAgentConnectionRepository
+    deployment_statuses: SqlDeploymentStatusRepository
 
-    def __init__(self, engine: AsyncEngine, on_commit: OnCommit | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, on_commit: OnCommit | None = None, *, notify: bool = False
+    ) -> None:
         self._engine = engine
         self._on_commit = on_commit
+        self._notify = notify
         self._connection: AsyncConnection | None = None
         self._pending: list[Change] = []
         self._committed: tuple[Change, ...] = ()
@@ -76,6 +92,8 @@ class SqlUnitOfWork:
         self.targeting = SqlTargetingQueries(connection)
         self.keys = SqlKeyRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
+        self.agent_connections = SqlAgentConnectionRepository(connection)
+        self.deployment_statuses = SqlDeploymentStatusRepository(connection)
         return self
 
     async def __aexit__(
@@ -100,8 +118,11 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         assert self._connection is not None, "commit() outside `async with`"
+        changes = tuple(self._pending)
+        if changes and self._notify:
+            await notifications.notify(self._connection, changes)
         await self._connection.commit()
-        self._committed, self._pending = tuple(self._pending), []
+        self._committed, self._pending = changes, []
         if self._committed and self._on_commit is not None:
             try:
                 await self._on_commit(self._committed)

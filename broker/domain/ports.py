@@ -22,13 +22,14 @@ repository documents its order and the position it takes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol
 
 from broker.domain.changes import Change
+from broker.domain.deployments import ApplyReport, DeploymentRecord, HealthReport, Heartbeat
 from broker.domain.model import (
     Agent,
     DeploymentObject,
@@ -178,6 +179,10 @@ class DeploymentObjectRepository(Protocol):
         """With YAML content and resources."""
         ...
 
+    async def get_many(self, deployment_object_ids: Sequence[str]) -> dict[str, DeploymentObject]:
+        """Those that exist, by id, with YAML content and resources; a few queries for any number."""
+        ...
+
     async def list_page(
         self, stack_id: str, *, after: Position, limit: int, include_content: bool
     ) -> list[DeploymentObject]:
@@ -241,6 +246,86 @@ class TargetingQueries(Protocol):
     async def stack_candidates(self, agent: Agent) -> list[StackCandidate]: ...
 
 
+class AgentConnectionRepository(Protocol):
+    """Each agent's connection, kept on its row and written only by agent sessions.
+
+    A session is identified by (agent id, session id); only the agent's newest session may change
+    its connection, so a stream ending on one replica cannot mark disconnected an agent that has
+    meanwhile reconnected to another.
+    """
+
+    async def connect(self, agent_id: str, *, session_id: str, replica: str, peer: str, at: datetime) -> None:
+        """Make this session the agent's current one, CONNECTED."""
+        ...
+
+    async def record_hello(self, agent_id: str, session_id: str, agent_version: str) -> bool:
+        """Store the version the agent reports; False (nothing stored) if the session is not current."""
+        ...
+
+    async def disconnect(self, sessions: Sequence[tuple[str, str]]) -> None:
+        """Mark DISCONNECTED each agent whose current session is the one named, (agent id, session id)."""
+        ...
+
+    async def sessions_on(self, replica: str) -> dict[str, str]:
+        """Agent id -> session id of the agents recorded CONNECTED to `replica`."""
+        ...
+
+    async def disconnect_silent(self, before: datetime) -> None:
+        """Mark DISCONNECTED every CONNECTED agent last heard of (connect or heartbeat) before `before`."""
+        ...
+
+    async def record_heartbeats(self, heartbeats: Sequence[Heartbeat]) -> None:
+        """Store each agent's heartbeat time and Kubernetes reachability unless a newer one is stored.
+
+        At most one heartbeat per agent.
+        """
+        ...
+
+
+class DeploymentStatusRepository(Protocol):
+    """What each agent last reported about each stack: one `DeploymentRecord` per agent x stack.
+
+    Writes are bulk upserts that keep the newest report: one older than the stored one (by its
+    `at`) changes nothing, so reports flushed late by another replica cannot undo newer ones. Reports
+    about agents or stacks that do not exist are dropped. Each batch holds at most one apply report
+    and one health report per agent x stack.
+    """
+
+    async def record_applies(self, reports: Sequence[ApplyReport]) -> None:
+        """Acks set the outcome (APPLIED or REMOVED) and the applied version and clear any error; nacks
+        set FAILED, the failed version and the error, and leave the applied version as it was."""
+        ...
+
+    async def record_health(self, reports: Sequence[HealthReport]) -> None: ...
+
+    async def record_held(self, agent_id: str, held: Mapping[str, str | None], at: datetime) -> None:
+        """What the agent says it holds (stack id -> deployment object id, None for an unknown
+        version) replaces what was recorded as applied: held stacks are APPLIED (a version that is
+        not one of the stack's counts as unknown), stacks it no longer holds are REMOVED. FAILED
+        outcomes stay, so a parked version stays parked across reconnects."""
+        ...
+
+    async def parked(self, agent_id: str) -> dict[str, str]:
+        """Stack id -> the deployment object the agent nacked, for its FAILED stacks."""
+        ...
+
+    async def agent_ids(self, stack_id: str, *, registered_with: str | None = None) -> list[str]:
+        """The live agents with a record for the stack; only those registered with a generator if given."""
+        ...
+
+    async def stack_ids(self, agent_id: str, *, stack_owner: str | None = None) -> list[str]:
+        """The stacks the agent has a record for; only one generator's if given."""
+        ...
+
+    async def for_stack(self, stack_id: str, agent_ids: Sequence[str]) -> dict[str, DeploymentRecord]:
+        """The records of these agents for the stack, by agent id."""
+        ...
+
+    async def for_agent(self, agent_id: str, stack_ids: Sequence[str]) -> dict[str, DeploymentRecord]:
+        """The records of the agent for these stacks, by stack id."""
+        ...
+
+
 class KeyRepository(Protocol):
     """API keys, looked up by their short token on every call."""
 
@@ -279,6 +364,8 @@ class UnitOfWork(Protocol):
     targeting: TargetingQueries
     keys: KeyRepository
     idempotency: IdempotencyRepository
+    agent_connections: AgentConnectionRepository
+    deployment_statuses: DeploymentStatusRepository
 
     @property
     def committed_changes(self) -> tuple[Change, ...]:

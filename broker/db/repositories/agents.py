@@ -1,4 +1,8 @@
-"""Agents in SQL, with their labels and annotations loaded in bulk (two queries per page, not per agent)."""
+"""Agents in SQL, with their labels and annotations loaded in bulk (two queries per page, not per agent).
+
+The connection columns are read here but written only by `agent_connections`: an update of an
+agent's fields must not overwrite a heartbeat or a connect that committed since the agent was read.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +23,11 @@ _ORDER = (agents.c.name, agents.c.cluster_name, agents.c.id)
 
 
 def _columns(agent: Agent) -> dict[str, Any]:
+    """The fields the admin manages."""
     return {
         "name": agent.name,
         "cluster_name": agent.cluster_name,
         "status": agent.status.value,
-        "connection_state": agent.connection_state.value,
-        "last_heartbeat_at": agent.last_heartbeat_at,
-        "kubernetes_reachable": agent.kubernetes_reachable,
         "updated_at": agent.updated_at,
         "deleted_at": agent.deleted_at,
     }
@@ -64,7 +66,14 @@ class SqlAgentRepository:
 
     async def add(self, agent: Agent) -> None:
         await self._connection.execute(
-            insert(agents).values(id=agent.id, created_at=agent.created_at, **_columns(agent))
+            insert(agents).values(
+                id=agent.id,
+                created_at=agent.created_at,
+                connection_state=agent.connection_state.value,
+                last_heartbeat_at=agent.last_heartbeat_at,
+                kubernetes_reachable=agent.kubernetes_reachable,
+                **_columns(agent),
+            )
         )
         await AGENT_LABELS.add(self._connection, agent.id, agent.labels)
         await AGENT_ANNOTATIONS.add(self._connection, agent.id, agent.annotations)

@@ -90,6 +90,14 @@ class SqlDeploymentObjectRepository:
             return None
         return _deployment_object(row, (await self._resources([row.id]))[row.id])
 
+    async def get_many(self, deployment_object_ids: Sequence[str]) -> dict[str, DeploymentObject]:
+        rows = []
+        for batch in chunks(deployment_object_ids):
+            query = select(deployment_objects).where(_columns.id.in_(batch))
+            rows += (await self._connection.execute(query)).all()
+        found = await self._resources([row.id for row in rows])
+        return {row.id: _deployment_object(row, found[row.id]) for row in rows}
+
     async def list_page(
         self, stack_id: str, *, after: Position, limit: int, include_content: bool
     ) -> list[DeploymentObject]:

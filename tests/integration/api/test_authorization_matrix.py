@@ -22,9 +22,11 @@ from brokkr_common import keys
 from brokkr_common.pb.brokkr.v1 import (
     agent_pb2,
     agent_service_pb2_grpc,
+    agent_session_service_pb2_grpc,
     auth_service_pb2_grpc,
     deployment_object_pb2,
     deployment_object_service_pb2_grpc,
+    deployment_status_service_pb2_grpc,
     generator_pb2,
     generator_service_pb2_grpc,
     stack_pb2,
@@ -35,10 +37,19 @@ from brokkr_common.pb.brokkr.v1 import (
     agent_service_pb2 as agent_api,
 )
 from brokkr_common.pb.brokkr.v1 import (
+    agent_session_pb2 as session_pb2,
+)
+from brokkr_common.pb.brokkr.v1 import (
+    agent_session_service_pb2 as session_api,
+)
+from brokkr_common.pb.brokkr.v1 import (
     auth_service_pb2 as auth_api,
 )
 from brokkr_common.pb.brokkr.v1 import (
     deployment_object_service_pb2 as do_api,
+)
+from brokkr_common.pb.brokkr.v1 import (
+    deployment_status_service_pb2 as status_api,
 )
 from brokkr_common.pb.brokkr.v1 import (
     generator_service_pb2 as generator_api,
@@ -76,8 +87,22 @@ class Stubs:
         self.generators = generator_service_pb2_grpc.GeneratorServiceStub(channel)
         self.stacks = stack_service_pb2_grpc.StackServiceStub(channel)
         self.deployment_objects = deployment_object_service_pb2_grpc.DeploymentObjectServiceStub(channel)
+        self.statuses = deployment_status_service_pb2_grpc.DeploymentStatusServiceStub(channel)
         self.targets = target_service_pb2_grpc.TargetServiceStub(channel)
         self.auth = auth_service_pb2_grpc.AuthServiceStub(channel)
+        self.sessions = agent_session_service_pb2_grpc.AgentSessionServiceStub(channel)
+
+
+def _first_session_message(stubs: Stubs, metadata) -> Any:
+    """Say Hello and read the broker's first answer (a Welcome) or its refusal."""
+    hello = session_api.ConnectRequest(hello=session_pb2.Hello(agent_version="matrix-test"))
+    responses = stubs.sessions.Connect(iter([hello]), metadata=metadata)
+    try:
+        first = next(responses)
+        assert first.WhichOneof("message") == "welcome"
+        return first
+    finally:
+        responses.cancel()
 
 
 def _unique(prefix: str) -> str:
@@ -349,6 +374,21 @@ ROWS = [
         ),
         **owner_or_self(agent_self=OK),
     ),
+    # DeploymentStatusService: agents list their own statuses by agent, never by stack.
+    row(
+        "/brokkr.v1.DeploymentStatusService/ListDeploymentStatuses",
+        lambda s, w, md: s.statuses.ListDeploymentStatuses(
+            status_api.ListDeploymentStatusesRequest(stack_id=w.s1), metadata=md
+        ),
+        **owner_or_self(),
+    ),
+    row(
+        "/brokkr.v1.DeploymentStatusService/ListDeploymentStatuses",
+        lambda s, w, md: s.statuses.ListDeploymentStatuses(
+            status_api.ListDeploymentStatusesRequest(agent_id=w.a1), metadata=md
+        ),
+        **owner_or_self(agent_self=OK),
+    ),
     # TargetService
     row(
         "/brokkr.v1.TargetService/CreateTarget",
@@ -389,6 +429,16 @@ ROWS = [
             target_api.DeleteRegistrationRequest(agent_id=w.a1, generator_id=w.g1), metadata=md
         ),
         **admin_only(),
+    ),
+    # AgentSessionService: an agent opens its own session; no other role may.
+    row(
+        "/brokkr.v1.AgentSessionService/Connect",
+        lambda s, w, md: _first_session_message(s, md),
+        admin=PD,
+        gen_owner=PD,
+        gen_other=PD,
+        agent_self=OK,
+        agent_other=OK,
     ),
     # AuthService
     row(

@@ -1,0 +1,412 @@
+"""The live sessions of this replica, and how committed changes reach them.
+
+The database is the only shared state (DESIGN.md): a change committed anywhere arrives here as a
+`Change` (from this replica's unit of work on SQLite, through LISTEN/NOTIFY on PostgreSQL), the hub
+re-reads what the affected agents should hold, and hands it to their `BrokerSession`s, which decide
+what to send. A periodic sweep re-reads everything for every local session, so a missed
+notification costs at most one sweep interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from broker.domain import deployments
+from broker.domain.changes import AgentChanged, Change, KeyRevoked, StackChanged, TargetingChanged
+from broker.domain.model import Agent, DeploymentObject, Role, Stack
+from broker.domain.ports import UnitOfWorkFactory
+from broker.services import sessions
+from broker.stream.desired import DesiredStacks
+from broker.stream.recording import Recorder
+from brokkr_common.errors import BrokkrError, FailedPrecondition, ResourceExhausted, Unauthenticated
+from brokkr_common.rpc_status import grpc_code
+from brokkr_common.session import broker_session as machine
+from brokkr_common.session.stacks import DesiredStack
+from brokkr_common.session.updates import UpdateEncoder
+
+log = structlog.get_logger("brokkr.stream")
+
+#: Put in an outbox to end the stream normally.
+END = object()
+
+
+class SessionMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.connected = Gauge(
+            "brokkr_agents_connected", "Agent sessions open on this replica.", registry=registry
+        )
+        self.updates = Counter(
+            "brokkr_stack_updates_sent",
+            "Stack updates and removals sent to agents.",
+            ["kind"],
+            registry=registry,
+        )
+        self.bytes = Counter(
+            "brokkr_session_bytes_sent", "Bytes of session messages sent to agents.", registry=registry
+        )
+        self.answers = Counter(
+            "brokkr_stack_answers", "Acks and nacks received from agents.", ["kind"], registry=registry
+        )
+        self.ignored = Counter(
+            "brokkr_session_messages_ignored",
+            "Agent messages ignored by the protocol.",
+            ["reason"],
+            registry=registry,
+        )
+        self.commit_to_ack = Histogram(
+            "brokkr_commit_to_ack_seconds",
+            "From a deployment object's commit to an agent's ack of it.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=registry,
+        )
+
+
+@dataclass
+class Opened:
+    agent: Agent
+    desired: dict[str, DesiredStack]
+    parked: dict[str, str]
+    #: The hub's fan-out count when the database was read (see `SessionHub.register`).
+    fan_outs: int = 0
+
+
+@dataclass
+class LiveSession:
+    """One agent's open stream on this replica: its protocol state and its outbox."""
+
+    agent_id: str
+    session_id: str
+    session: machine.BrokerSession
+    outbox: asyncio.Queue[object]
+    encoder: UpdateEncoder
+    recorder: Recorder
+    metrics: SessionMetrics | None = None
+    hub: SessionHub | None = None
+    created_at: Mapping[str, datetime] = field(default_factory=dict)
+    #: Stacks this session may hold or has been told about; changes to others cannot concern it.
+    stacks: set[str] = field(default_factory=set)
+    ended: bool = False
+
+    async def carry_out(self, actions: Iterable[machine.Action]) -> None:
+        for action in actions:
+            if isinstance(action, machine.RecordConnected) and self.hub is not None:
+                await self.hub.record_hello(self, action)
+            self._carry_out(action)
+
+    def set_desired(self, stack_id: str, desired: DesiredStack | None) -> None:
+        if desired is not None:
+            self.stacks.add(stack_id)
+        elif stack_id not in self.stacks:
+            return
+        for action in self.session.set_desired(stack_id, desired):
+            self._carry_out(action)
+
+    def end(self, error: BrokkrError | None) -> None:
+        """End the stream: normally after what is queued has been sent, or at once with `error`
+        as its status (queued messages are then dropped)."""
+        if self.ended:
+            return
+        self.ended = True
+        if error is not None or self.outbox.full():
+            while not self.outbox.empty():
+                self.outbox.get_nowait()
+        self.outbox.put_nowait(error if error is not None else END)
+
+    def _carry_out(self, action: machine.Action) -> None:
+        now = datetime.now(UTC)
+        metrics = self.metrics
+        match action:
+            case machine.Send(message=message):
+                self._put(message.SerializeToString())
+            case machine.SendUpdate(update=update, nonce=nonce):
+                data = self.encoder.encode(update, nonce)
+                self._put(data)
+                if metrics:
+                    metrics.updates.labels("update").inc()
+            case machine.RecordConnected(held=held):
+                self.stacks.update(held)
+            case machine.RecordAck(stack_id=stack_id, deployment_object=applied, results=results):
+                self.recorder.submit(
+                    deployments.ApplyReport(
+                        agent_id=self.agent_id,
+                        stack_id=stack_id,
+                        deployment_object_id=applied.id if applied else None,
+                        succeeded=True,
+                        at=now,
+                        resources=tuple(
+                            deployments.ResourceOutcome(_key(r.key), r.outcome.value, r.message)
+                            for r in results
+                        ),
+                    )
+                )
+                if metrics:
+                    metrics.answers.labels("ack").inc()
+                    committed = self.created_at.get(applied.id) if applied else None
+                    if committed is not None:
+                        metrics.commit_to_ack.observe((now - committed).total_seconds())
+            case machine.RecordNack(
+                stack_id=stack_id, deployment_object=target, status=status, errors=errors
+            ):
+                self.recorder.submit(
+                    deployments.ApplyReport(
+                        agent_id=self.agent_id,
+                        stack_id=stack_id,
+                        deployment_object_id=target.id if target else None,
+                        succeeded=False,
+                        at=now,
+                        error_code=_code_name(status.code),
+                        error_message=status.message,
+                        resources=tuple(
+                            deployments.ResourceOutcome(_key(e.key), "FAILED", f"{e.reason}: {e.message}")
+                            for e in errors
+                        ),
+                    )
+                )
+                if metrics:
+                    metrics.answers.labels("nack").inc()
+            case machine.RecordHealth(report=report):
+                self.recorder.submit(
+                    deployments.HealthReport(
+                        agent_id=self.agent_id,
+                        stack_id=report.stack_id,
+                        deployment_object_id=report.deployment_object.id
+                        if report.deployment_object
+                        else None,
+                        health=deployments.HealthState(report.health.value),
+                        at=now,
+                        resources=tuple(
+                            deployments.ResourceHealthReport(
+                                _key(r.key), deployments.HealthState(r.health.value), r.reason, r.message
+                            )
+                            for r in report.resources
+                        ),
+                    )
+                )
+            case machine.RecordHeartbeat(kubernetes_reachable=reachable, kubernetes_api_latency_ms=latency):
+                self.recorder.submit(deployments.Heartbeat(self.agent_id, now, reachable, latency))
+            case machine.Ignored(reason=reason):
+                if metrics:
+                    metrics.ignored.labels(reason.value).inc()
+            case machine.Close(error=error):
+                self.end(error)
+
+    def _put(self, data: bytes) -> None:
+        if self.ended:
+            return
+        try:
+            self.outbox.put_nowait(data)
+        except asyncio.QueueFull:
+            self.end(ResourceExhausted("the agent is not reading its stream", reason="AGENT_NOT_READING"))
+            return
+        if self.metrics:
+            self.metrics.bytes.inc(len(data))
+
+
+class SessionHub:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        recorder: Recorder,
+        *,
+        replica_name: str,
+        registry: CollectorRegistry,
+        heartbeat_timeout: float,
+    ) -> None:
+        self._uow = uow
+        self._recorder = recorder
+        self._replica = replica_name
+        self._desired = DesiredStacks()
+        self._created_at: dict[str, datetime] = {}
+        self._sessions: dict[str, LiveSession] = {}
+        self._heartbeat_timeout = heartbeat_timeout
+        self._changes: asyncio.Queue[tuple[Change, ...] | None] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: Sessions between `open` and `register`: already recorded connected, not yet live here.
+        self._opening: set[str] = set()
+        #: Counts fan-outs, so a session opened meanwhile knows it may have missed one.
+        self._fan_outs = 0
+        self.metrics = SessionMetrics(registry)
+
+    @property
+    def sessions(self) -> Mapping[str, LiveSession]:
+        return self._sessions
+
+    async def open(self, agent_id: str, *, session_id: str, peer: str) -> Opened:
+        self._opening.add(session_id)
+        try:
+            fan_outs = self._fan_outs
+            start = await sessions.open_session(
+                self._uow(), agent_id, session_id=session_id, replica=self._replica, peer=peer
+            )
+        except BaseException:
+            self._opening.discard(session_id)
+            raise
+        return Opened(start.agent, self._desired_map(start.desired), dict(start.parked), fan_outs)
+
+    def register(self, live: LiveSession, opened: Opened) -> None:
+        """Make the session live. If changes were fanned out while it was being opened, it may have
+        missed them: it then re-reads what it should hold."""
+        self._opening.discard(live.session_id)
+        live.hub = self
+        live.metrics = self.metrics
+        live.created_at = self._created_at
+        previous = self._sessions.get(live.agent_id)
+        if previous is not None:
+            previous.end(
+                FailedPrecondition(
+                    "a newer session of this agent replaced this one", reason="SESSION_REPLACED"
+                )
+            )
+        self._sessions[live.agent_id] = live
+        self.metrics.connected.set(len(self._sessions))
+        if opened.fan_outs != self._fan_outs:
+            task = asyncio.create_task(self.resync(live.agent_id), name="resync-after-open")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def record_hello(self, live: LiveSession, hello: machine.RecordConnected) -> None:
+        held = {stack_id: ref.id if ref else None for stack_id, ref in hello.held.items()}
+        try:
+            await sessions.record_hello(
+                self._uow(), live.agent_id, live.session_id, agent_version=hello.agent_version, held=held
+            )
+        except BrokkrError as error:
+            log.warning("recording a hello failed", agent=live.agent_id, error=error.message)
+
+    def release(self, live: LiveSession) -> None:
+        """The stream ended: forget the session and record the disconnect in the background (the
+        stream's handler may be being closed by gRPC and must not wait for the database)."""
+        if self._sessions.get(live.agent_id) is live:
+            del self._sessions[live.agent_id]
+        self.metrics.connected.set(len(self._sessions))
+        task = asyncio.create_task(self._record_disconnect(live), name="record-disconnect")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record_disconnect(self, live: LiveSession) -> None:
+        try:
+            await sessions.close_session(self._uow(), live.agent_id, live.session_id)
+        except BrokkrError as error:
+            log.warning("recording a disconnect failed", agent=live.agent_id, error=error.message)
+
+    async def publish(self, changes: tuple[Change, ...]) -> None:
+        """Hand over committed changes (after commit on SQLite, on NOTIFY on PostgreSQL) without
+        making the committing request wait for the fan-out; `run_changes` handles them in order."""
+        self._changes.put_nowait(changes)
+
+    async def run_changes(self) -> None:
+        """Fan changes out in commit order until `stop()`."""
+        while (changes := await self._changes.get()) is not None:
+            try:
+                await self.on_changes(changes)
+            except Exception:
+                log.exception("fanning out changes failed; the next sweep catches up", changes=len(changes))
+
+    async def on_changes(self, changes: tuple[Change, ...]) -> None:
+        """React to committed changes: re-read what the affected local sessions should hold."""
+        self._fan_outs += 1
+        agents: set[str] = set()
+        for change in dict.fromkeys(changes):
+            match change:
+                case StackChanged(stack_id=stack_id):
+                    await self._stack_changed(stack_id)
+                case AgentChanged(agent_id=agent_id) | TargetingChanged(agent_id=agent_id):
+                    agents.add(agent_id)
+                case KeyRevoked(role=Role.AGENT, principal_id=agent_id) if agent_id in self._sessions:
+                    self._sessions[agent_id].end(
+                        Unauthenticated("the agent's key was revoked", reason="KEY_REVOKED")
+                    )
+        for agent_id in agents:
+            await self.resync(agent_id)
+
+    async def resync(self, agent_id: str) -> None:
+        """Re-read everything the agent should hold and hand it to its session, if it is here."""
+        live = self._sessions.get(agent_id)
+        if live is None:
+            return
+        found = await sessions.desired_for_agent(self._uow(), agent_id)
+        if found is None:
+            live.end(FailedPrecondition("the agent was deleted", reason="AGENT_DELETED"))
+            return
+        desired = self._desired_map(found)
+        for stack_id in set(live.stacks) | set(desired):
+            live.set_desired(stack_id, desired.get(stack_id))
+
+    async def sweep(self) -> None:
+        """The safety net: resync every local session and mark dead sessions disconnected."""
+        for agent_id in list(self._sessions):
+            try:
+                await self.resync(agent_id)
+            except BrokkrError as error:
+                log.warning("sweep failed for an agent", agent=agent_id, error=error.message)
+        await sessions.mark_stale_sessions(
+            self._uow(),
+            self._replica,
+            [s.session_id for s in self._sessions.values()],
+            heartbeat_timeout=self._heartbeat_timeout,
+        )
+
+    async def run_sweeps(self, interval: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            if stop.is_set():
+                return
+            started = time.perf_counter()
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweep failed")
+            else:
+                log.debug(
+                    "sweep done",
+                    sessions=len(self._sessions),
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                )
+
+    def close_all(self, error: BrokkrError) -> None:
+        for live in list(self._sessions.values()):
+            live.end(error)
+
+    async def stop(self) -> None:
+        """After the streams have ended: let `run_changes` finish, and the disconnects be recorded."""
+        self._changes.put_nowait(None)
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _stack_changed(self, stack_id: str) -> None:
+        reach = await sessions.stack_reach(self._uow(), stack_id)
+        desired = None
+        if reach.stack is not None and reach.deployment_object is not None:
+            desired = self._desired_of(reach.stack, reach.deployment_object)
+        for agent_id, live in list(self._sessions.items()):
+            live.set_desired(stack_id, desired if agent_id in reach.agent_ids else None)
+
+    def _desired_map(self, found: Iterable[tuple[Stack, DeploymentObject]]) -> dict[str, DesiredStack]:
+        desired = {}
+        for stack, deployment_object in found:
+            stack_desired = self._desired_of(stack, deployment_object)
+            if stack_desired is not None:
+                desired[stack.id] = stack_desired
+        return desired
+
+    def _desired_of(self, stack: Stack, deployment_object: DeploymentObject) -> DesiredStack | None:
+        self._created_at.setdefault(deployment_object.id, deployment_object.created_at)
+        return self._desired.of(stack, deployment_object)
+
+
+def _key(key: object) -> str:
+    group, version, kind, namespace, name = key  # type: ignore[misc]
+    return f"{group}/{version}/{kind}/{namespace}/{name}"
+
+
+def _code_name(code: int) -> str:
+    return grpc_code(code).name

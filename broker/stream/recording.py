@@ -1,0 +1,98 @@
+"""Write-behind recording of what agents report: acks, nacks, health and heartbeats.
+
+At 10,000 agents a push produces 10,000 acks within seconds and heartbeats arrive at about 1,000 a
+second; one transaction each would make the database the bottleneck. The recorder queues reports and
+writes them in batches (one transaction per batch), flushing as soon as a batch is full or a short
+interval has passed. Reports are facts an agent will restate (its next Hello says what it holds,
+heartbeats repeat), so a crash losing the last few milliseconds of them costs nothing but a moment
+of staleness in the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from broker.domain.deployments import Report
+from broker.domain.ports import UnitOfWorkFactory
+from broker.services import sessions
+
+log = structlog.get_logger("brokkr.stream")
+
+
+class Recorder:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        *,
+        batch_size: int = 1000,
+        interval: float = 0.05,
+        capacity: int = 100_000,
+    ) -> None:
+        self._uow = uow
+        self._batch_size = batch_size
+        self._interval = interval
+        self._queue: asyncio.Queue[Report | None] = asyncio.Queue(capacity + 1)
+        self._capacity = capacity
+        self._task: asyncio.Task[None] | None = None
+        self._unwritten = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.dropped = 0
+
+    def submit(self, report: Report) -> None:
+        """Queue a report; when the queue is full (the database is down or far behind) the report is
+        dropped and counted: agents restate their state, the broker must not run out of memory."""
+        if self._queue.qsize() >= self._capacity:
+            self.dropped += 1
+            return
+        self._queue.put_nowait(report)
+        self._unwritten += 1
+        self._idle.clear()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="report-recorder")
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop (never cancelled mid-write: that would leak a connection)."""
+        if self._task is None:
+            return
+        self._queue.put_nowait(None)
+        await self._task
+
+    async def flushed(self) -> None:
+        """Wait until every report submitted so far has been written (or failed to be)."""
+        await self._idle.wait()
+
+    def _drain(self, batch: list[Report]) -> bool:
+        """Move queued reports into `batch` (up to the batch size); False once the stop mark is read."""
+        while not self._queue.empty() and len(batch) < self._batch_size:
+            report = self._queue.get_nowait()
+            if report is None:
+                return False
+            batch.append(report)
+        return True
+
+    async def _run(self) -> None:
+        running = True
+        while running:
+            first = await self._queue.get()
+            if first is None:
+                return
+            await asyncio.sleep(self._interval)  # let a burst gather into one batch
+            batch = [first]
+            running = self._drain(batch)
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[Report]) -> None:
+        if not batch:
+            return
+        try:
+            await sessions.record_reports(self._uow(), batch)
+        except Exception:
+            log.exception("recording agent reports failed", reports=len(batch))
+        finally:
+            self._unwritten -= len(batch)
+            if self._unwritten == 0:
+                self._idle.set()

@@ -1,0 +1,306 @@
+"""Agent sessions end to end: a real broker (SQLite and PostgreSQL) and the real session client.
+
+The agent's runtime here applies nothing; it records what the broker asked for, which is exactly
+what these tests are about: full state first, then deltas, nothing on a resume without changes,
+parking after a nack, removals when targeting ends, and a revoked key ending the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+from google.protobuf import field_mask_pb2
+
+from agent.stream.client import ApplyFailed, ClientOptions, SessionClient
+from brokkr_common.client import BrokkrClient
+from brokkr_common.errors import InvalidArgument
+from brokkr_common.pb.brokkr.v1 import (
+    agent_pb2,
+    deployment_object_pb2,
+    stack_pb2,
+)
+from brokkr_common.pb.brokkr.v1 import (
+    agent_service_pb2 as agent_api,
+)
+from brokkr_common.pb.brokkr.v1 import (
+    deployment_object_service_pb2 as do_api,
+)
+from brokkr_common.pb.brokkr.v1 import (
+    stack_service_pb2 as stack_api,
+)
+from brokkr_common.session import agent_session as machine
+from brokkr_common.session.reports import ResourceOutcome, ResourceResult
+from tests.integration.harness import RunningBroker, running_broker
+
+TIMEOUT = 20
+
+
+def configmap(name: str, value: str = "v") -> str:
+    return (
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: demo\n"
+        f"data:\n  k: {value}\n"
+    )
+
+
+class RecordingRuntime:
+    """Applies nothing; remembers every piece of work, and can be told to fail some."""
+
+    def __init__(self) -> None:
+        self.work: list[machine.Apply | machine.Remove] = []
+        self.fail_sequence_ids: set[int] = set()
+        self.changed = asyncio.Event()
+
+    async def apply(self, work: machine.Apply) -> Sequence[ResourceResult]:
+        self.work.append(work)
+        self.changed.set()
+        if work.deployment_object.sequence_id in self.fail_sequence_ids:
+            raise ApplyFailed(InvalidArgument("the cluster refused it", reason="INVALID_OBJECT"))
+        return [ResourceResult(r.key, ResourceOutcome.CREATED) for r in work.apply]
+
+    async def remove(self, work: machine.Remove) -> Sequence[ResourceResult]:
+        self.work.append(work)
+        self.changed.set()
+        return []
+
+    async def probe(self) -> tuple[bool, int]:
+        return True, 1
+
+    async def next_work(self) -> machine.Apply | machine.Remove:
+        seen = len(self.work)
+        async with asyncio.timeout(TIMEOUT):
+            while len(self.work) <= seen:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.work[seen]
+
+
+class World:
+    def __init__(self, running: RunningBroker) -> None:
+        self.running = running
+        self.admin = BrokkrClient(running.grpc_target, running.admin_key)
+        created = self.admin.call(
+            self.admin.agents.CreateAgent,
+            agent_api.CreateAgentRequest(
+                agent=agent_pb2.Agent(
+                    name="edge-1",
+                    cluster_name="edge",
+                    labels={"env": "prod"},
+                    status=agent_pb2.AGENT_STATUS_ACTIVE,
+                )
+            ),
+        )
+        self.agent_id, self.agent_key = created.agent.id, created.key
+        self.stack = self.admin.call(
+            self.admin.stacks.CreateStack,
+            stack_api.CreateStackRequest(stack=stack_pb2.Stack(name="app", labels={"env": "prod"})),
+        ).stack
+
+    def submit(
+        self, yaml_content: str, stack_id: str | None = None
+    ) -> deployment_object_pb2.DeploymentObject:
+        return self.admin.call(
+            self.admin.deployment_objects.CreateDeploymentObject,
+            do_api.CreateDeploymentObjectRequest(
+                stack_id=stack_id or self.stack.id,
+                deployment_object=deployment_object_pb2.DeploymentObject(yaml_content=yaml_content),
+            ),
+        ).deployment_object
+
+    def client(self, runtime: RecordingRuntime, held=None) -> SessionClient:
+        options = ClientOptions(
+            agent_version="test-agent", reconnect_base_seconds=0.05, reconnect_max_seconds=0.2
+        )
+        return SessionClient(self.running.grpc_target, lambda: self.agent_key, runtime, held or {}, options)
+
+
+@pytest.fixture
+def world(database_url):
+    with running_broker(database_url) as running:
+        world = World(running)
+        yield world
+        world.admin.close()
+
+
+async def _connected(client: SessionClient) -> asyncio.Task[None]:
+    task = asyncio.create_task(client.run())
+    async with asyncio.timeout(TIMEOUT):
+        await client.connected.wait()
+    return task
+
+
+async def _stop(client: SessionClient, task: asyncio.Task[None]) -> None:
+    await client.stop()
+    async with asyncio.timeout(TIMEOUT):
+        await task
+
+
+def _names(work: machine.Apply) -> set[str]:
+    return {r.key.name for r in work.apply}
+
+
+async def test_first_connect_gets_full_state_then_only_deltas(world: World):
+    world.submit(configmap("one") + "---\n" + configmap("two") + "---\n" + configmap("three"))
+    runtime = RecordingRuntime()
+    client = world.client(runtime)
+    task = await _connected(client)
+    try:
+        first = await runtime.next_work()
+        assert isinstance(first, machine.Apply)
+        assert first.full_state and _names(first) == {"one", "two", "three"}
+        # Change one object, drop one, add one: only those travel.
+        world.submit(configmap("one", "changed") + "---\n" + configmap("two") + "---\n" + configmap("four"))
+        second = await runtime.next_work()
+        assert isinstance(second, machine.Apply)
+        assert not second.full_state
+        assert _names(second) == {"one", "four"}
+        assert {k.name for k in second.remove} == {"three"}
+        assert second.deployment_object.sequence_id == 2
+    finally:
+        await _stop(client, task)
+
+
+async def test_resume_without_changes_sends_nothing_and_after_a_change_only_the_change(world: World):
+    world.submit(configmap("one") + "---\n" + configmap("two"))
+    runtime = RecordingRuntime()
+    client = world.client(runtime)
+    task = await _connected(client)
+    await runtime.next_work()
+    await _stop(client, task)
+    held = dict(client.held)
+    assert held[world.stack.id].deployment_object.sequence_id == 1
+
+    sent_before = _updates_sent(world)
+    resumed_runtime = RecordingRuntime()
+    resumed = world.client(resumed_runtime, held)
+    task = await _connected(resumed)
+    try:
+        # A change made while connected arrives; nothing else did before it.
+        world.submit(configmap("one") + "---\n" + configmap("two", "new"))
+        work = await resumed_runtime.next_work()
+        assert resumed_runtime.work == [work]
+        assert isinstance(work, machine.Apply) and _names(work) == {"two"} and not work.full_state
+        assert _updates_sent(world) == sent_before + 1
+    finally:
+        await _stop(resumed, task)
+
+
+async def test_a_nack_parks_the_version_until_a_newer_one(world: World):
+    world.submit(configmap("one"))
+    runtime = RecordingRuntime()
+    runtime.fail_sequence_ids = {2}
+    client = world.client(runtime)
+    task = await _connected(client)
+    try:
+        await runtime.next_work()
+        world.submit(configmap("one", "bad"))
+        failed = await runtime.next_work()
+        assert failed.deployment_object.sequence_id == 2
+        # A sweep re-reads everything; the parked version is not sent again.
+        world.running.run(world.running.broker.hub.sweep())
+        await asyncio.sleep(0.2)
+        assert len(runtime.work) == 2
+        world.submit(configmap("one", "good"))
+        fixed = await runtime.next_work()
+        assert fixed.deployment_object.sequence_id == 3 and fixed.full_state  # after a nack: full state
+    finally:
+        await _stop(client, task)
+
+
+async def test_deactivation_and_stack_deletion_send_removals(world: World):
+    world.submit(configmap("one"))
+    other = world.admin.call(
+        world.admin.stacks.CreateStack,
+        stack_api.CreateStackRequest(stack=stack_pb2.Stack(name="other", labels={"env": "prod"})),
+    ).stack
+    world.submit(configmap("x"), stack_id=other.id)
+    runtime = RecordingRuntime()
+    client = world.client(runtime)
+    task = await _connected(client)
+    try:
+        first, second = await runtime.next_work(), await runtime.next_work()
+        assert {first.stack_id, second.stack_id} == {world.stack.id, other.id}
+        world.admin.call(world.admin.stacks.DeleteStack, stack_api.DeleteStackRequest(id=other.id))
+        removal = await runtime.next_work()
+        assert isinstance(removal, machine.Remove) and removal.stack_id == other.id
+        world.admin.call(
+            world.admin.agents.UpdateAgent,
+            agent_api.UpdateAgentRequest(
+                agent=agent_pb2.Agent(id=world.agent_id, status=agent_pb2.AGENT_STATUS_INACTIVE),
+                update_mask=field_mask_pb2.FieldMask(paths=["status"]),
+            ),
+        )
+        removal = await runtime.next_work()
+        assert isinstance(removal, machine.Remove) and removal.stack_id == world.stack.id
+    finally:
+        await _stop(client, task)
+
+
+async def test_an_agent_never_receives_a_stack_not_targeted_at_it(world: World):
+    world.submit(configmap("mine"))
+    elsewhere = world.admin.call(
+        world.admin.stacks.CreateStack,
+        stack_api.CreateStackRequest(stack=stack_pb2.Stack(name="elsewhere", labels={"env": "staging"})),
+    ).stack
+    world.submit(configmap("not-mine"), stack_id=elsewhere.id)
+    runtime = RecordingRuntime()
+    client = world.client(runtime)
+    task = await _connected(client)
+    try:
+        await runtime.next_work()
+        world.submit(configmap("still-not-mine"), stack_id=elsewhere.id)
+        world.submit(configmap("mine", "2"))
+        await runtime.next_work()
+        assert {w.stack_id for w in runtime.work} == {world.stack.id}
+    finally:
+        await _stop(client, task)
+
+
+async def test_rotating_the_agents_key_ends_its_stream(world: World):
+    runtime = RecordingRuntime()
+    client = world.client(runtime)
+    task = await _connected(client)
+    try:
+        world.admin.call(
+            world.admin.agents.RotateAgentKey, agent_api.RotateAgentKeyRequest(id=world.agent_id)
+        )
+        async with asyncio.timeout(TIMEOUT):
+            while client.connected.is_set():
+                await asyncio.sleep(0.02)
+        assert world.agent_id not in world.running.broker.hub.sessions
+    finally:
+        await _stop(client, task)
+
+
+def _updates_sent(world: World) -> float:
+    return (
+        world.running.broker.registry.get_sample_value("brokkr_stack_updates_sent_total", {"kind": "update"})
+        or 0.0
+    )
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_change_through_one_replica_reaches_an_agent_on_the_other(database_url):
+    with running_broker(database_url) as first, running_broker(database_url) as second:
+        world = World(first)
+        try:
+            world.submit(configmap("one"))
+            runtime = RecordingRuntime()
+            # The agent's session is on the second replica; the change is committed through the first.
+            options = ClientOptions(
+                agent_version="test-agent", reconnect_base_seconds=0.05, reconnect_max_seconds=0.2
+            )
+            client = SessionClient(second.grpc_target, lambda: world.agent_key, runtime, {}, options)
+            task = await _connected(client)
+            try:
+                assert (await runtime.next_work()).deployment_object.sequence_id == 1
+                world.submit(configmap("one", "two"))
+                update = await runtime.next_work()
+                assert update.deployment_object.sequence_id == 2 and _names(update) == {"one"}
+                assert world.agent_id in second.broker.hub.sessions
+                assert world.agent_id not in first.broker.hub.sessions
+            finally:
+                await _stop(client, task)
+        finally:
+            world.admin.close()

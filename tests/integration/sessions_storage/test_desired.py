@@ -1,0 +1,95 @@
+"""What a session must deliver, on both backends: for an agent, the newest version (resources
+included) of every live stack reaching it; for a stack, the ACTIVE agents it reaches now."""
+
+from __future__ import annotations
+
+import uuid
+
+from broker.domain.model import ADMIN
+from broker.services import agents, sessions, stacks
+from tests.integration.services.builders import Builder, configmap
+
+
+async def test_an_agent_should_hold_the_newest_version_of_each_live_stack_reaching_it(
+    uow_factory, build: Builder
+):
+    agent = await build.agent(labels={"env": "prod"})
+    labelled = await build.stack(name="labelled", labels={"env": "prod"})
+    await build.submit(labelled, configmap("old"))
+    newest = await build.submit(labelled, configmap("new") + "---\n" + configmap("more"))
+    explicit = await build.stack(name="explicit")
+    await build.target(agent, explicit)
+    explicit_version = await build.submit(explicit)
+    await build.stack(name="empty", labels={"env": "prod"})  # reaches it, nothing to deliver yet
+    await build.submit(await build.stack(name="elsewhere", labels={"env": "dev"}))
+    deleted = await build.stack(name="deleted", labels={"env": "prod"})
+    await build.submit(deleted)
+    await stacks.delete_stack(uow_factory(), ADMIN, deleted.id)
+
+    desired = await sessions.desired_for_agent(uow_factory(), agent.id)
+
+    assert desired is not None
+    assert [(stack.name, version.id) for stack, version in desired] == [
+        ("explicit", explicit_version.id),
+        ("labelled", newest.id),
+    ]
+    resources = desired[1][1].resources
+    assert [r.key.name for r in resources] == ["new", "more"]
+    assert all(r.manifest_json.startswith("{") and len(r.content_hash) == 64 for r in resources)
+
+
+async def test_inactive_agents_should_hold_nothing_and_deleted_ones_are_gone(uow_factory, build: Builder):
+    inactive = await build.agent(labels={"env": "prod"}, active=False)
+    deleted = await build.agent(labels={"env": "prod"})
+    await build.submit(await build.stack(labels={"env": "prod"}))
+    await agents.delete_agent(uow_factory(), ADMIN, deleted.id)
+
+    assert await sessions.desired_for_agent(uow_factory(), inactive.id) == []
+    assert await sessions.desired_for_agent(uow_factory(), deleted.id) is None
+    assert await sessions.desired_for_agent(uow_factory(), str(uuid.uuid4())) is None
+
+
+async def test_a_session_starts_from_what_the_agent_should_hold(uow_factory, build: Builder):
+    agent = await build.agent(labels={"env": "prod"})
+    version = await build.submit(await build.stack(labels={"env": "prod"}))
+
+    start = await sessions.open_session(
+        uow_factory(), agent.id, session_id=str(uuid.uuid4()), replica="broker-0", peer="ipv4:10.0.0.1:1"
+    )
+
+    assert start.agent.id == agent.id
+    assert [(stack.id, found.id) for stack, found in start.desired] == [(version.stack_id, version.id)]
+    assert start.parked == {}
+
+
+async def test_a_stack_reaches_the_active_agents_it_targets_now(uow_factory, build: Builder):
+    reached = await build.agent(labels={"env": "prod"})
+    explicit = await build.agent()
+    await build.agent(labels={"env": "prod"}, active=False)
+    await build.agent(labels={"env": "dev"})
+    stack = await build.stack(labels={"env": "prod"})
+    await build.target(explicit, stack)
+    version = await build.submit(stack)
+
+    reach = await sessions.stack_reach(uow_factory(), stack.id)
+
+    assert reach.stack is not None and reach.stack.id == stack.id
+    assert reach.deployment_object is not None and reach.deployment_object.id == version.id
+    assert len(reach.deployment_object.resources) == 1
+    assert reach.agent_ids == {reached.id, explicit.id}
+
+
+async def test_a_deleted_stack_reaches_nobody_and_its_newest_version_is_the_deletion_marker(
+    uow_factory, build: Builder
+):
+    await build.agent(labels={"env": "prod"})
+    stack = await build.stack(labels={"env": "prod"})
+    await build.submit(stack)
+    await stacks.delete_stack(uow_factory(), ADMIN, stack.id)
+
+    reach = await sessions.stack_reach(uow_factory(), stack.id)
+    unknown = await sessions.stack_reach(uow_factory(), str(uuid.uuid4()))
+
+    assert reach.deployment_object is not None and reach.deployment_object.is_deletion_marker
+    assert reach.agent_ids == frozenset()
+    assert (unknown.stack, unknown.deployment_object, unknown.agent_ids) == (None, None, frozenset())

@@ -88,7 +88,6 @@ class KubernetesSettings(SettingsGroup):
 
 class HealthSettings(SettingsGroup):
     interval_seconds: float = Field(30.0, gt=0, description="How often resource health is re-assessed.")
-    debounce_seconds: float = Field(2.0, ge=0, description="Changes within this window go out as one report.")
 
 
 class HttpSettings(SettingsGroup):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import structlog
+from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
 from agent import probes
@@ -97,6 +98,7 @@ async def _report_health(
     last: dict[str, StackHealth] = {}
     welcomes = 0
     while not stop.is_set():
+        await runtime.probe()  # keeps /readyz current between heartbeats
         if client.connected.is_set():
             full = client.connects != welcomes
             welcomes = client.connects
@@ -117,43 +119,70 @@ async def _report_health(
             await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
+class Agent:
+    """One agent: `start()` reads the cluster's records, opens the probe endpoint and dials the
+    broker; `stop()` shuts down in reverse order."""
+
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.cluster = Cluster(settings.kubernetes)
+        self.runtime = KubernetesRuntime(self.cluster, self.registry)
+        self.client: SessionClient | None = None
+        self.http_port: int | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        held = await self.cluster.recorded()
+        log.info("recorded state read", stacks=len(held))
+        await self.runtime.probe()
+        tls = settings.broker.tls
+        options = ClientOptions(
+            agent_version=AGENT_VERSION,
+            keepalive_time_seconds=settings.broker.keepalive_time_seconds,
+            keepalive_timeout_seconds=settings.broker.keepalive_timeout_seconds,
+            reconnect_max_seconds=settings.broker.reconnect_max_seconds,
+            credentials=_credentials(settings),
+            extra_channel_options=(
+                (("grpc.ssl_target_name_override", tls.server_name),) if tls.server_name else ()
+            ),
+        )
+        client = SessionClient(settings.broker.address, settings.broker.read_key, self.runtime, held, options)
+        self.client = self.runtime.client = client
+        readiness = probes.Readiness(
+            session_up=client.connected.is_set, kubernetes=lambda: self.runtime.kubernetes_reachable
+        )
+        app = probes.create_app(readiness, self.registry)
+        self._http, self.http_port = await probes.serve(app, settings.http.host, settings.http.port)
+        self._tasks = [
+            asyncio.create_task(client.run(), name="session"),
+            asyncio.create_task(
+                _report_health(self.runtime, client, settings.health.interval_seconds, self._stop),
+                name="health",
+            ),
+        ]
+        log.info("agent started", broker=settings.broker.address, http_port=self.http_port)
+
+    async def stop(self) -> None:
+        log.info("agent stopping")
+        self._stop.set()
+        if self.client is not None:
+            await self.client.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.cleanup()
+        self.cluster.close()
+        log.info("agent stopped")
+
+
 async def run(settings: AgentSettings, stop: asyncio.Event) -> None:
-    registry = CollectorRegistry()
-    cluster = Cluster(settings.kubernetes)
-    runtime = KubernetesRuntime(cluster, registry)
-    held = await cluster.recorded()
-    log.info("recorded state read", stacks=len(held))
-    options = ClientOptions(
-        agent_version=AGENT_VERSION,
-        keepalive_time_seconds=settings.broker.keepalive_time_seconds,
-        keepalive_timeout_seconds=settings.broker.keepalive_timeout_seconds,
-        reconnect_max_seconds=settings.broker.reconnect_max_seconds,
-        credentials=_credentials(settings),
-        extra_channel_options=(
-            (("grpc.ssl_target_name_override", settings.broker.tls.server_name),)
-            if settings.broker.tls.server_name
-            else ()
-        ),
-    )
-    client = SessionClient(settings.broker.address, settings.broker.read_key, runtime, held, options)
-    runtime.client = client
-    readiness = probes.Readiness(
-        session_up=client.connected.is_set, kubernetes=lambda: runtime.kubernetes_reachable
-    )
-    http, port = await probes.serve(
-        probes.create_app(readiness, registry), settings.http.host, settings.http.port
-    )
-    log.info("agent started", broker=settings.broker.address, http_port=port)
-    session = asyncio.create_task(client.run(), name="session")
-    health = asyncio.create_task(
-        _report_health(runtime, client, settings.health.interval_seconds, stop), name="health"
-    )
+    """Run an agent until `stop` is set."""
+    agent = Agent(settings)
+    await agent.start()
     try:
         await stop.wait()
     finally:
-        log.info("agent stopping")
-        await client.stop()
-        await asyncio.gather(session, health, return_exceptions=True)
-        await http.cleanup()
-        cluster.close()
-        log.info("agent stopped")
+        await agent.stop()

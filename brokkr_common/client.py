@@ -18,6 +18,7 @@ from brokkr_common.pb.brokkr.v1 import (
     agent_service_pb2_grpc,
     auth_service_pb2_grpc,
     deployment_object_service_pb2_grpc,
+    deployment_status_service_pb2_grpc,
     generator_service_pb2_grpc,
     stack_service_pb2_grpc,
     target_service_pb2_grpc,
@@ -82,6 +83,7 @@ class BrokkrClient:
         self.stacks = stack_service_pb2_grpc.StackServiceStub(channel)
         self.deployment_objects = deployment_object_service_pb2_grpc.DeploymentObjectServiceStub(channel)
         self.targets = target_service_pb2_grpc.TargetServiceStub(channel)
+        self.deployment_statuses = deployment_status_service_pb2_grpc.DeploymentStatusServiceStub(channel)
         self.auth = auth_service_pb2_grpc.AuthServiceStub(channel)
 
     def call(self, method: Callable[..., R], request: Any) -> R:

@@ -100,10 +100,23 @@ async def record_reports(uow: UnitOfWork, reports: Sequence[Report]) -> None:
     """Store a batch of reports from any number of agents in one transaction.
 
     Of several reports of one kind about the same agent x stack (or agent, for heartbeats) only the
-    newest counts; a report older than the stored one changes nothing.
+    newest counts, except that an ack followed by a nack keeps both (what runs, what failed since);
+    a report older than the stored one changes nothing.
     """
-    applies = _newest((r for r in reports if isinstance(r, ApplyReport)), lambda r: (r.agent_id, r.stack_id))
-    health = _newest((r for r in reports if isinstance(r, HealthReport)), lambda r: (r.agent_id, r.stack_id))
+    def pair(report: ApplyReport | HealthReport) -> Hashable:
+        return report.agent_id, report.stack_id
+
+    # An ack and a later nack of the same stack both matter: the ack says what was applied, the
+    # nack what failed since. A nack older than the newest ack is superseded by it.
+    acks = _newest((r for r in reports if isinstance(r, ApplyReport) and r.succeeded), pair)
+    acked_at = {pair(ack): ack.at for ack in acks}
+    nacks = [
+        nack
+        for nack in _newest((r for r in reports if isinstance(r, ApplyReport) and not r.succeeded), pair)
+        if pair(nack) not in acked_at or nack.at >= acked_at[pair(nack)]
+    ]
+    applies = [*acks, *nacks]
+    health = _newest((r for r in reports if isinstance(r, HealthReport)), pair)
     heartbeats = _newest((r for r in reports if isinstance(r, Heartbeat)), lambda r: r.agent_id)
     async with uow:
         await uow.deployment_statuses.record_applies(applies)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import pytest
 from google.protobuf import field_mask_pb2
+from google.rpc import code_pb2
 
 from agent.stream.client import ApplyFailed, ClientOptions, SessionClient
 from brokkr_common.client import BrokkrClient
@@ -26,6 +27,12 @@ from brokkr_common.pb.brokkr.v1 import (
 )
 from brokkr_common.pb.brokkr.v1 import (
     deployment_object_service_pb2 as do_api,
+)
+from brokkr_common.pb.brokkr.v1 import (
+    deployment_status_pb2 as status_pb2,
+)
+from brokkr_common.pb.brokkr.v1 import (
+    deployment_status_service_pb2 as status_api,
 )
 from brokkr_common.pb.brokkr.v1 import (
     stack_service_pb2 as stack_api,
@@ -186,6 +193,44 @@ async def test_resume_without_changes_sends_nothing_and_after_a_change_only_the_
         await _stop(resumed, task)
 
 
+async def test_a_change_made_while_disconnected_arrives_alone_on_reconnect(world: World):
+    world.submit(configmap("one") + "---\n" + configmap("two") + "---\n" + configmap("three"))
+    runtime = RecordingRuntime()
+    client = world.client(runtime)
+    task = await _connected(client)
+    await runtime.next_work()
+    await _stop(client, task)
+    world.submit(configmap("one") + "---\n" + configmap("two", "new"))
+    resumed_runtime = RecordingRuntime()
+    resumed = world.client(resumed_runtime, dict(client.held))
+    task = await _connected(resumed)
+    try:
+        work = await resumed_runtime.next_work()
+        assert isinstance(work, machine.Apply) and not work.full_state
+        assert _names(work) == {"two"} and {k.name for k in work.remove} == {"three"}
+    finally:
+        await _stop(resumed, task)
+
+
+def _status(world: World):
+    reply = world.admin.call(
+        world.admin.deployment_statuses.ListDeploymentStatuses,
+        status_api.ListDeploymentStatusesRequest(agent_id=world.agent_id),
+    )
+    (row,) = [r for r in reply.deployment_statuses if r.stack_id == world.stack.id]
+    return row
+
+
+async def _eventually_status(world: World, condition) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        while not condition(_status(world)):
+            await asyncio.sleep(0.05)
+
+
+def status_name(code: int) -> str:
+    return code_pb2.Code.Name(code)
+
+
 async def test_a_nack_parks_the_version_until_a_newer_one(world: World):
     world.submit(configmap("one"))
     runtime = RecordingRuntime()
@@ -197,10 +242,16 @@ async def test_a_nack_parks_the_version_until_a_newer_one(world: World):
         world.submit(configmap("one", "bad"))
         failed = await runtime.next_work()
         assert failed.deployment_object.sequence_id == 2
-        # A sweep re-reads everything; the parked version is not sent again.
+        # The failure is visible through the API without asking the agent...
+        await _eventually_status(world, lambda row: row.state == status_pb2.DEPLOYMENT_STATE_FAILED)
+        row = _status(world)
+        assert row.failed_deployment_object.sequence_id == 2
+        assert row.applied_deployment_object.sequence_id == 1
+        assert "INVALID_ARGUMENT" in status_name(row.last_error.code) and "refused" in row.last_error.message
+        # ...and a sweep, which re-reads everything, does not send the parked version again.
+        sent = _updates_sent(world)
         world.running.run(world.running.broker.hub.sweep())
-        await asyncio.sleep(0.2)
-        assert len(runtime.work) == 2
+        assert _updates_sent(world) == sent
         world.submit(configmap("one", "good"))
         fixed = await runtime.next_work()
         assert fixed.deployment_object.sequence_id == 3 and fixed.full_state  # after a nack: full state

@@ -103,6 +103,7 @@ async def record_reports(uow: UnitOfWork, reports: Sequence[Report]) -> None:
     newest counts, except that an ack followed by a nack keeps both (what runs, what failed since);
     a report older than the stored one changes nothing.
     """
+
     def pair(report: ApplyReport | HealthReport) -> Hashable:
         return report.agent_id, report.stack_id
 

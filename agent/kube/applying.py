@@ -128,7 +128,11 @@ class Applier:
 
         async def apply(key: ResourceKey) -> ResourceOutcome:
             trial, current = trials[key], live.get(identity(key))
-            if trial.status == 200 and current is not None and _same(trial.body, current):
+            if (
+                trial.status == 200
+                and current is not None
+                and _same(trial.body, current, by_key[key].manifest, self._field_manager)
+            ):
                 return ResourceOutcome.UNCHANGED
             applied = await self._send(by_key[key], force=force, dry_run=False)
             if applied.status == 201:
@@ -162,20 +166,38 @@ class Applier:
         )
 
 
-def _same(dry_run: Obj, live: Obj) -> bool:
-    """Whether the object a dry run answered is the live one, apart from when its field managers
-    last wrote: fields the server drops on storing (`stringData`, empty maps) make every apply
-    look like a change, and so move its manager's `time`, and nothing else."""
-    return _timeless(dry_run) == _timeless(live)
+def _same(dry_run: Obj, live: Obj, manifest: Mapping[str, Any], manager: str) -> bool:
+    """Whether applying would change nothing: the fields of our manifest hold the same values in
+    the dry run's answer as in the live object, and our field manager owns the same fields (apart
+    from when it last wrote). Fields of other managers are not compared: controllers keep writing
+    status, annotations and resource versions between our listing and our dry run, and none of that
+    is ours to apply. Fields the server drops on storing (`stringData`, empty maps) would otherwise
+    make every apply look like a change too, and move only our manager's `time`."""
+    return _project(dry_run, manifest) == _project(live, manifest) and _ownership(
+        dry_run, manager
+    ) == _ownership(live, manager)
 
 
-def _timeless(obj: Obj) -> Obj:
+_ABSENT = object()
+
+
+def _project(obj: Any, shape: Any) -> Any:
+    """`obj` cut down to the keys `shape` has (maps recursively; lists and scalars whole)."""
+    if isinstance(shape, Mapping) and isinstance(obj, Mapping):
+        return {key: _project(obj.get(key, _ABSENT), value) for key, value in shape.items()}
+    return obj
+
+
+def _ownership(obj: Obj, manager: str) -> list[Any]:
     metadata = obj.get("metadata")
     managed = metadata.get("managedFields") if isinstance(metadata, Mapping) else None
     if not isinstance(managed, list):
-        return obj
-    entries = [{k: v for k, v in e.items() if k != "time"} if isinstance(e, Mapping) else e for e in managed]
-    return {**obj, "metadata": {**metadata, "managedFields": entries}}
+        return []
+    return [
+        {k: v for k, v in entry.items() if k != "time"}
+        for entry in managed
+        if isinstance(entry, Mapping) and entry.get("manager") == manager
+    ]
 
 
 async def existing_namespaces(api: KubeClient, resources: Iterable[DesiredResource]) -> frozenset[str]:

@@ -1,0 +1,153 @@
+"""Simulated agents: thousands of real `SessionClient`s, many per process, applying instantly.
+
+Each agent is the session client the real agent runs, with its default reconnect backoff, on its
+own channel and TCP connection, and a runtime that applies nothing: every object of an update is
+CREATED at once. The runtime records when it finished applying each deployment object; commit→ack
+latency is measured to that moment. Welcome times are the broker's own `server_time` in the
+Welcome (same machine, same clock), so polling for them costs no precision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from agent.stream.client import ClientOptions, SessionClient
+from bench.fanout_workers import Worker
+from brokkr_common.log import configure_logging
+from brokkr_common.session import agent_session as machine
+from brokkr_common.session.reports import ResourceOutcome, ResourceResult
+
+#: How often a process looks for agents still waiting for a Welcome.
+_POLL_SECONDS = 0.05
+#: One TCP connection per agent, as with real agents (each in its own cluster): without this,
+#: grpc shares one subchannel between every channel to the same target in a process.
+_OWN_CONNECTION = (("grpc.use_local_subchannel_pool", 1),)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    agent_id: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Applied:
+    """When one agent finished applying a deployment object, and how many objects it applied."""
+
+    at: float
+    objects: int
+
+
+class InstantRuntime:
+    """A `StackRuntime` that applies nothing and reports every object CREATED at once."""
+
+    def __init__(self, on_applied: Callable[[int, Applied], None]) -> None:
+        self._on_applied = on_applied
+
+    async def apply(self, work: machine.Apply) -> Sequence[ResourceResult]:
+        results = [ResourceResult(r.key, ResourceOutcome.CREATED) for r in work.apply]
+        self._on_applied(work.deployment_object.sequence_id, Applied(time.time(), len(work.apply)))
+        return results
+
+    async def remove(self, work: machine.Remove) -> Sequence[ResourceResult]:
+        return []
+
+    async def probe(self) -> tuple[bool, int]:
+        return True, 1
+
+
+class AgentProcess:
+    """The handler of one agent process (see `bench.fanout_workers`)."""
+
+    def __init__(self, target: str, credentials: Sequence[Credentials]) -> None:
+        # One line per agent and reconnect would flood the benchmark's output.
+        configure_logging("error", "json")
+        self._target = target
+        self._credentials = credentials
+        self._clients: list[SessionClient] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._applied: dict[int, dict[int, Applied]] = {}
+        self._progress = asyncio.Event()
+
+    async def start(self) -> float:
+        """Start every agent's session (they connect on their own, as real agents do); returns when
+        this began."""
+        started = time.time()
+        options = ClientOptions(agent_version="brokkr-bench", extra_channel_options=_OWN_CONNECTION)
+        for index, credentials in enumerate(self._credentials):
+            runtime = InstantRuntime(lambda sequence, applied, i=index: self._record(i, sequence, applied))
+            client = SessionClient(self._target, lambda key=credentials.key: key, runtime, {}, options)
+            self._clients.append(client)
+            self._tasks.append(asyncio.create_task(client.run()))
+        return started
+
+    async def welcomed(self, since: float, deadline: float) -> list[float]:
+        """Wait until every agent has been welcomed at or after `since`; the broker's time of each
+        agent's latest Welcome."""
+        while missing := sum(c.welcome is None or _at(c.welcome) < since for c in self._clients):
+            if time.time() > deadline:
+                raise TimeoutError(f"{missing} of {len(self._clients)} agents not welcomed in time")
+            await asyncio.sleep(_POLL_SECONDS)
+        return [_at(c.welcome) for c in self._clients if c.welcome is not None]
+
+    async def applied(self, sequence_id: int, deadline: float) -> list[Applied]:
+        """Wait until every agent has applied deployment object `sequence_id`."""
+        done = self._applied.setdefault(sequence_id, {})
+        try:
+            async with asyncio.timeout(deadline - time.time()):
+                while len(done) < len(self._clients):
+                    self._progress.clear()
+                    await self._progress.wait()
+        except TimeoutError:
+            missing = len(self._clients) - len(done)
+            raise TimeoutError(
+                f"{missing} of {len(self._clients)} agents did not apply version {sequence_id} in time"
+            ) from None
+        return list(done.values())
+
+    def _record(self, index: int, sequence_id: int, applied: Applied) -> None:
+        self._applied.setdefault(sequence_id, {}).setdefault(index, applied)
+        self._progress.set()
+
+
+class Fleet:
+    """The parent's view of all agent processes: the agents split evenly between them."""
+
+    def __init__(self, target: str, credentials: Sequence[Credentials], processes: int) -> None:
+        per_process = math.ceil(len(credentials) / processes)
+        self._workers = [
+            Worker(f"agents-{i}", AgentProcess, target, credentials[start : start + per_process])
+            for i, start in enumerate(range(0, len(credentials), per_process))
+        ]
+
+    async def start(self, deadline: float) -> float:
+        """Start every agent once all processes are up; returns when the first process began."""
+        await asyncio.gather(*(w.ready(deadline) for w in self._workers))
+        return min(await asyncio.gather(*(w.call("start", deadline=deadline) for w in self._workers)))
+
+    async def welcomed(self, since: float, deadline: float) -> list[float]:
+        """Wait until every agent has been welcomed at or after `since`; the broker's time of each
+        agent's latest Welcome."""
+        replies = await asyncio.gather(
+            *(w.call("welcomed", since, deadline, deadline=deadline) for w in self._workers)
+        )
+        return [at for reply in replies for at in reply]
+
+    async def applied(self, sequence_id: int, deadline: float) -> list[Applied]:
+        """Wait until every agent has applied deployment object `sequence_id`."""
+        replies = await asyncio.gather(
+            *(w.call("applied", sequence_id, deadline, deadline=deadline) for w in self._workers)
+        )
+        return [applied for reply in replies for applied in reply]
+
+    def kill(self) -> None:
+        for worker in self._workers:
+            worker.kill()
+
+
+def _at(welcome: machine.Welcomed) -> float:
+    return welcome.server_time.timestamp()

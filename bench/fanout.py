@@ -2,24 +2,26 @@
 
 For each N, in one run on one machine:
 
-1. Brokkr. A fresh PostgreSQL database and a broker process (`python -m broker serve`); N agents
-   created through the API, active and labelled, and one stack targeting that label. N simulated
-   agents (the real `SessionClient`, see `bench.fanout_agents`) in several processes connect;
-   then two versions are committed: a full push of 100 ConfigMaps (2,048 bytes of YAML each) and
-   a change of 1 of those 100 objects. Measured: time until every agent is welcomed; commit→applied
-   latency (commit: CreateDeploymentObject returned; applied: the agent's runtime finished);
-   bytes sent per agent for each version (the broker's `brokkr_session_bytes_sent_total`, / N);
-   the broker's RSS per connected agent and its CPU while idle with all connected; and after a
-   SIGTERM and a restart on the same database, time until every agent is welcomed again and what
-   that resume sent per agent.
+1. Brokkr. A fresh PostgreSQL database and a broker process (`python -m broker serve`, default
+   settings); N agents created through the API, active and labelled, and one stack targeting that
+   label. N simulated agents (the real `SessionClient`, see `bench.fanout_agents`) in several
+   processes connect; then, 10 s apart, two versions are committed: a full push of 100 ConfigMaps
+   (2,048 bytes of YAML each) and a change of 1 of those 100 objects. Measured: time until every
+   agent is welcomed; commit→applied latency (commit: CreateDeploymentObject returned; applied: the
+   agent's runtime finished); bytes and stack updates sent for each version (the broker's
+   /metrics); the broker's RSS per connected agent; its CPU while idle with all connected, over
+   one session sweep interval (60 s), since the sweep is part of what an idle broker does; and,
+   after a SIGTERM and a restart on the same database, time until every agent is welcomed again
+   (at most 300 s) and what that resume sent.
 2. The floor (`bench.fanout_floor`): a bare `grpc.aio` server and N plain bidi streams, pushed the
-   same number of bytes per stream as Brokkr sent for each version.
+   same number of bytes per stream as the broker sent for each version.
 
-Headline latency is the 1-of-100 change, a new version of a stack the agents already run; the
+The headline latency is the 1-of-100 change, a new version of a stack the agents already run; the
 table also shows the full push. Figures are printed as a table per N, or with `--json` as one
-object per N.
+object per N (`bench.fanout_report`). Each N has a deadline; every process the benchmark started
+is ended, and the database dropped, however the run ends.
 
-    .venv/bin/python -m bench.fanout [--agents 100,1000] [--json]
+    .venv/bin/python -m bench.fanout [--agents 100,1000,5000] [--json]
 """
 
 from __future__ import annotations
@@ -41,14 +43,17 @@ from bench.fanout_agents import Fleet
 from bench.fanout_api import AdminApi, stack_yaml
 from bench.fanout_broker import BrokerProcess, Database
 from bench.fanout_floor import measure_floor
-from bench.fanout_report import Brokkr, Push, figures, machine, table
-from bench.fanout_workers import cpu_seconds, raise_open_files_limit, rss_kib
+from bench.fanout_report import Brokkr, Push, Resume, figures, machine, table
+from bench.fanout_workers import cpu_percent, raise_open_files_limit, rss_kib
 
 #: Pause before each commit and before the idle window, so one step's tail (the broker writing
 #: 100 results per agent for the full push, say) is not measured as part of the next.
 _GAP_SECONDS = 10.0
 #: The floor does nothing periodically; a short window says all there is to say.
 _FLOOR_IDLE_SECONDS = 10.0
+#: How long the agents may take to return after a broker restart before the resume counts as
+#: failed (the figures measured before it are still reported).
+_RESUME_LIMIT_SECONDS = 300.0
 
 
 async def measure_brokkr(
@@ -66,30 +71,23 @@ async def measure_brokkr(
         rss_before = rss_kib(broker.pid)
         fleet = Fleet(broker.target, credentials, processes)
         started = await fleet.start(deadline)
-        connect_s = max(await fleet.welcomed(0.0, deadline)) - started
+        welcomes = await fleet.welcomed(0.0, deadline)
+        if len(welcomes) < agents:
+            raise TimeoutError(f"only {len(welcomes)} of {agents} agents connected in time")
+        connect_s = max(welcomes) - started
         rss_kib_per_agent = (rss_kib(broker.pid) - rss_before) / agents
         full = await _push(broker, admin, fleet, stack_id, stack_yaml(1), deadline)
         change = await _push(broker, admin, fleet, stack_id, stack_yaml(2), deadline)
         await asyncio.sleep(_GAP_SECONDS)
-        idle_cpu_pct = await _cpu_pct(broker.pid, idle_seconds)
-
-        stopping = time.time()
-        await broker.stop(deadline)
-        stopped = time.time()
-        await broker.start(deadline)
-        down_s = time.time() - stopping
-        resumed = max(await fleet.welcomed(stopped, deadline))
-        sent = await broker.sent()
+        idle_cpu_pct = await cpu_percent(broker.pid, idle_seconds)
+        resume = await _restart(broker, fleet, agents, deadline)
         return Brokkr(
             connect_s=round(connect_s, 2),
             full=full,
             change=change,
             rss_kib_per_agent=round(rss_kib_per_agent, 1),
             idle_cpu_pct=round(idle_cpu_pct, 1),
-            resume_s=round(resumed - stopping, 2),
-            down_s=round(down_s, 2),
-            resume_bytes_per_agent=round(sent.session_bytes / agents),
-            resume_updates=round(sent.stack_updates),
+            resume=resume,
         )
     finally:
         if fleet is not None:
@@ -108,14 +106,25 @@ async def _push(
     sequence_id, committed = await admin.commit(stack_id, content)
     applied = await fleet.applied(sequence_id, deadline)
     after = await broker.sent()
-    return Push.of(committed, applied, after.session_bytes - before.session_bytes)
+    return Push.of(committed, applied, after - before)
 
 
-async def _cpu_pct(pid: int, seconds: float) -> float:
-    """CPU use of process `pid` over the next `seconds`, in % of one core."""
-    before, started = cpu_seconds(pid), time.monotonic()
-    await asyncio.sleep(seconds)
-    return (cpu_seconds(pid) - before) / (time.monotonic() - started) * 100
+async def _restart(broker: BrokerProcess, fleet: Fleet, agents: int, deadline: float) -> Resume:
+    """SIGTERM the broker, start it again on the same database, and wait for the agents to return."""
+    stopping = time.time()
+    await broker.stop(deadline)
+    stopped = time.time()
+    await broker.start(deadline)
+    ready = time.time()
+    welcomes = await fleet.welcomed(stopped, min(deadline, ready + _RESUME_LIMIT_SECONDS))
+    sent = await broker.sent()
+    return Resume(
+        agents=len(welcomes),
+        seconds=round(max(welcomes) - stopping, 2) if len(welcomes) == agents else None,
+        down_s=round(ready - stopping, 2),
+        bytes_per_agent=round(sent.session_bytes / len(welcomes)) if welcomes else None,
+        updates=round(sent.stack_updates),
+    )
 
 
 async def run(
@@ -167,11 +176,14 @@ def main() -> None:
     raise_open_files_limit()
     # SIGTERM unwinds like Ctrl-C, so every process is ended and the database dropped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    sys.exit(
-        asyncio.run(
+    try:
+        code = asyncio.run(
             run(options.agents, options.processes, options.idle_seconds, options.budget_seconds, options.json)
         )
-    )
+    except KeyboardInterrupt:
+        print("interrupted; every process is ended and the database dropped", file=sys.stderr)
+        code = 130
+    sys.exit(code)
 
 
 if __name__ == "__main__":

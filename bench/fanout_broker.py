@@ -53,10 +53,13 @@ class Database:
 
 @dataclass(frozen=True)
 class Sent:
-    """What the broker's /metrics says it sent since it started."""
+    """What the broker's /metrics says it sent since it started (or between two readings)."""
 
     session_bytes: float
     stack_updates: float
+
+    def __sub__(self, earlier: Sent) -> Sent:
+        return Sent(self.session_bytes - earlier.session_bytes, self.stack_updates - earlier.stack_updates)
 
 
 class BrokerProcess:

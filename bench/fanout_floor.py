@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from bench.fanout_workers import Worker, cpu_seconds, rss_kib
+from bench.fanout_workers import Worker, cpu_percent, rss_kib
 
 _METHOD = "/bench.Floor/Stream"
 _CLOCK = struct.Struct("!d")
@@ -92,7 +92,7 @@ class FloorClients:
         self._count = count
         self._welcomed: list[float] = []
         self._received: dict[int, list[float]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []  # referenced, so the streams are not collected
 
     async def start(self) -> float:
         """Open every stream; returns when this began."""
@@ -162,10 +162,8 @@ async def measure_floor(
             pushed = await server.call("push", push_id, size, deadline=deadline)
             received = await _gathered(clients, "received", push_id, deadline=deadline)
             latencies.append([at - pushed for at in received])
-        cpu_before, idle_started = cpu_seconds(server.pid), time.monotonic()
-        await asyncio.sleep(idle_seconds)
-        idle = (cpu_seconds(server.pid) - cpu_before) / (time.monotonic() - idle_started)
-        return FloorFigures(connect_s, latencies, rss, idle * 100)
+        idle_cpu_pct = await cpu_percent(server.pid, idle_seconds)
+        return FloorFigures(connect_s, latencies, rss, idle_cpu_pct)
     finally:
         for worker in (*clients, server):
             worker.kill()

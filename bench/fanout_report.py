@@ -17,6 +17,7 @@ import grpc
 
 from bench.fanout_agents import Applied
 from bench.fanout_api import OBJECT_BYTES, OBJECTS
+from bench.fanout_broker import Sent
 from bench.fanout_floor import FloorFigures
 
 
@@ -42,17 +43,34 @@ class Push:
 
     latency: Latency
     bytes_per_agent: int
+    #: Stack updates the broker sent meanwhile: one per agent unless some were sent twice.
+    updates: int
     #: Fewest and most objects an agent was asked to apply.
     objects: tuple[int, int]
 
     @classmethod
-    def of(cls, committed: float, applied: Sequence[Applied], sent_bytes: float) -> Push:
+    def of(cls, committed: float, applied: Sequence[Applied], sent: Sent) -> Push:
         counts = [a.objects for a in applied]
         return cls(
             Latency.of([a.at - committed for a in applied]),
-            round(sent_bytes / len(applied)),
+            round(sent.session_bytes / len(applied)),
+            round(sent.stack_updates),
             (min(counts), max(counts)),
         )
+
+
+@dataclass(frozen=True)
+class Resume:
+    """The agents returning after a broker restart with nothing changed."""
+
+    #: Agents welcomed again within the limit.
+    agents: int
+    #: SIGTERM until the last agent was welcomed again; None if not all were, within the limit.
+    seconds: float | None
+    #: SIGTERM until the restarted broker was ready.
+    down_s: float
+    bytes_per_agent: int | None
+    updates: int
 
 
 @dataclass(frozen=True)
@@ -62,11 +80,7 @@ class Brokkr:
     change: Push
     rss_kib_per_agent: float
     idle_cpu_pct: float
-    resume_s: float
-    #: SIGTERM until the restarted broker was ready again.
-    down_s: float
-    resume_bytes_per_agent: int
-    resume_updates: int
+    resume: Resume
 
 
 @dataclass(frozen=True)
@@ -82,8 +96,9 @@ class Figures:
     floor_p99_ms: float
     full_push_bytes: int
     delta_1of100_bytes: int
-    resume_bytes_per_agent: int
-    resume_s: float
+    #: None when not every agent came back within the limit.
+    resume_bytes_per_agent: int | None
+    resume_s: float | None
     rss_kib_per_agent: float
     idle_cpu_pct: float
 
@@ -100,8 +115,8 @@ def figures(agents: int, brokkr: Brokkr, floor: FloorFigures) -> Figures:
         floor_p99_ms=floor_change.p99_ms,
         full_push_bytes=brokkr.full.bytes_per_agent,
         delta_1of100_bytes=brokkr.change.bytes_per_agent,
-        resume_bytes_per_agent=brokkr.resume_bytes_per_agent,
-        resume_s=brokkr.resume_s,
+        resume_bytes_per_agent=brokkr.resume.bytes_per_agent if brokkr.resume.seconds is not None else None,
+        resume_s=brokkr.resume.seconds,
         rss_kib_per_agent=brokkr.rss_kib_per_agent,
         idle_cpu_pct=brokkr.idle_cpu_pct,
     )
@@ -109,9 +124,11 @@ def figures(agents: int, brokkr: Brokkr, floor: FloorFigures) -> Figures:
 
 def table(agents: int, processes: int, brokkr: Brokkr, floor: FloorFigures) -> str:
     full_floor, change_floor = (Latency.of(latencies) for latencies in floor.latencies)
-    change, full = brokkr.change, brokkr.full
+    change, full, resume = brokkr.change, brokkr.full, brokkr.resume
     seconds, ms, count = ",.2f", ",.1f", ",.0f"
-    rows: list[tuple[str, str, float | str, float | None]] = [
+    returned = f"only {resume.agents:,} of {agents:,}"
+    share = f"1/{full.bytes_per_agent / change.bytes_per_agent:.0f}"
+    rows: list[tuple[str, str, float | str | None, float | None]] = [
         ("all connected (last Welcome), s", seconds, brokkr.connect_s, floor.connect_s),
         ("1-of-100 change, commit→applied p50, ms", ms, change.latency.p50_ms, change_floor.p50_ms),
         ("1-of-100 change, commit→applied p99, ms", ms, change.latency.p99_ms, change_floor.p99_ms),
@@ -120,20 +137,23 @@ def table(agents: int, processes: int, brokkr: Brokkr, floor: FloorFigures) -> s
         ("full push, commit→applied p99, ms", ms, full.latency.p99_ms, full_floor.p99_ms),
         ("full push, commit→applied max, ms", ms, full.latency.max_ms, full_floor.max_ms),
         ("full push, bytes sent per agent", count, full.bytes_per_agent, None),
+        ("full push, stack updates sent", count, full.updates, None),
         ("1-of-100 change, bytes sent per agent", count, change.bytes_per_agent, None),
-        ("1-of-100 change / full push", "", f"1/{full.bytes_per_agent / change.bytes_per_agent:.0f}", None),
+        ("1-of-100 change, stack updates sent", count, change.updates, None),
         ("1-of-100 change, objects applied per agent", "", _span(change.objects), None),
+        ("1-of-100 change / full push, bytes", "", share, None),
         ("broker RSS per connected agent, KiB", ms, brokkr.rss_kib_per_agent, floor.rss_kib_per_stream),
         ("broker CPU idle, all connected, % of a core", ms, brokkr.idle_cpu_pct, floor.idle_cpu_pct),
-        ("restart: SIGTERM → all welcomed again, s", seconds, brokkr.resume_s, None),
-        ("restart: SIGTERM → broker ready, s", seconds, brokkr.down_s, None),
-        ("restart: bytes sent per agent", count, brokkr.resume_bytes_per_agent, None),
-        ("restart: stack updates sent", count, brokkr.resume_updates, None),
+        ("restart: SIGTERM → broker ready, s", seconds, resume.down_s, None),
+        ("restart: SIGTERM → all welcomed again, s", seconds, resume.seconds or returned, None),
+        ("restart: bytes sent per agent", count, resume.bytes_per_agent, None),
+        ("restart: stack updates sent", count, resume.updates, None),
     ]
     cells = [("", "brokkr", "floor", "ratio")]
     for label, spec, ours, base in rows:
         ratio = f"{ours / base:.1f}x" if isinstance(ours, float | int) and base else ""
-        cells.append((label, format(ours, spec), "-" if base is None else format(base, spec), ratio))
+        shown = ours if isinstance(ours, str) else "-" if ours is None else format(ours, spec)
+        cells.append((label, shown, "-" if base is None else format(base, spec), ratio))
     widths = [max(len(row[i]) for row in cells) for i in range(4)]
     lines = [
         "  ".join(
@@ -143,8 +163,7 @@ def table(agents: int, processes: int, brokkr: Brokkr, floor: FloorFigures) -> s
         for row in cells
     ]
     stack = f"a stack of {OBJECTS} ConfigMaps of {OBJECT_BYTES} B"
-    title = f"{agents:,} agents ({processes} agent processes; {stack})"
-    return "\n".join([title, *lines])
+    return "\n".join([f"{agents:,} agents ({processes} agent processes; {stack})", *lines])
 
 
 def _span(values: tuple[int, int]) -> str:

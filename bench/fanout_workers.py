@@ -54,6 +54,13 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+async def cpu_percent(pid: int, seconds: float) -> float:
+    """CPU use of process `pid` over the next `seconds`, in % of one core."""
+    before, started = cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    return (cpu_seconds(pid) - before) / (time.monotonic() - started) * 100
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time process `pid` has used, all threads."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -66,10 +66,10 @@ async def measure_brokkr(
     try:
         await broker.start(deadline)
         admin = AdminApi(broker.target, broker.admin_key)
-        credentials = await admin.create_agents(agents)
+        keys = await admin.create_agents(agents)
         stack_id = await admin.create_stack()
         rss_before = rss_kib(broker.pid)
-        fleet = Fleet(broker.target, credentials, processes)
+        fleet = Fleet(broker.target, keys, processes)
         started = await fleet.start(deadline)
         welcomes = await fleet.welcomed(0.0, deadline)
         if len(welcomes) < agents:
@@ -141,10 +141,12 @@ async def run(
             push_sizes = [brokkr.full.bytes_per_agent, brokkr.change.bytes_per_agent]
             floor = await measure_floor(agents, push_sizes, workers, _FLOOR_IDLE_SECONDS, deadline)
         except Exception as error:
-            print(
-                f"{agents} agents: failed: {type(error).__name__}: {error} (logs in {logs})", file=sys.stderr
-            )
+            failure = f"{agents} agents: failed: {type(error).__name__}: {error}"
+            print(f"{failure} (broker log kept in {logs})", file=sys.stderr)
             return 1
+        except BaseException:
+            shutil.rmtree(logs)
+            raise
         if as_json:
             print(json.dumps(asdict(figures(agents, brokkr, floor))), flush=True)
         else:

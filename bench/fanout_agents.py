@@ -29,12 +29,6 @@ _OWN_CONNECTION = (("grpc.use_local_subchannel_pool", 1),)
 
 
 @dataclass(frozen=True)
-class Credentials:
-    agent_id: str
-    key: str
-
-
-@dataclass(frozen=True)
 class Applied:
     """When one agent finished applying a deployment object, and how many objects it applied."""
 
@@ -63,13 +57,13 @@ class InstantRuntime:
 class AgentProcess:
     """The handler of one agent process (see `bench.fanout_workers`)."""
 
-    def __init__(self, target: str, credentials: Sequence[Credentials]) -> None:
+    def __init__(self, target: str, keys: Sequence[str]) -> None:
         # One line per agent and reconnect would flood the benchmark's output.
         configure_logging("error", "json")
         self._target = target
-        self._credentials = credentials
+        self._keys = keys
         self._clients: list[SessionClient] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []  # referenced, so the sessions are not collected
         self._applied: dict[int, dict[int, Applied]] = {}
         self._progress = asyncio.Event()
 
@@ -78,9 +72,9 @@ class AgentProcess:
         this began."""
         started = time.time()
         options = ClientOptions(agent_version="brokkr-bench", extra_channel_options=_OWN_CONNECTION)
-        for index, credentials in enumerate(self._credentials):
+        for index, key in enumerate(self._keys):
             runtime = InstantRuntime(lambda sequence, applied, i=index: self._record(i, sequence, applied))
-            client = SessionClient(self._target, lambda key=credentials.key: key, runtime, {}, options)
+            client = SessionClient(self._target, lambda key=key: key, runtime, {}, options)
             self._clients.append(client)
             self._tasks.append(asyncio.create_task(client.run()))
         return started
@@ -111,6 +105,7 @@ class AgentProcess:
         return list(done.values())
 
     def _record(self, index: int, sequence_id: int, applied: Applied) -> None:
+        # An agent sent the same version twice (after a reconnect) counts when it first applied it.
         self._applied.setdefault(sequence_id, {}).setdefault(index, applied)
         self._progress.set()
 
@@ -118,11 +113,11 @@ class AgentProcess:
 class Fleet:
     """The parent's view of all agent processes: the agents split evenly between them."""
 
-    def __init__(self, target: str, credentials: Sequence[Credentials], processes: int) -> None:
-        per_process = math.ceil(len(credentials) / processes)
+    def __init__(self, target: str, keys: Sequence[str], processes: int) -> None:
+        per_process = math.ceil(len(keys) / processes)
         self._workers = [
-            Worker(f"agents-{i}", AgentProcess, target, credentials[start : start + per_process])
-            for i, start in enumerate(range(0, len(credentials), per_process))
+            Worker(f"agents-{i}", AgentProcess, target, keys[start : start + per_process])
+            for i, start in enumerate(range(0, len(keys), per_process))
         ]
 
     async def start(self, deadline: float) -> float:

@@ -14,7 +14,6 @@ import time
 
 import grpc
 
-from bench.fanout_agents import Credentials
 from brokkr_common.pb.brokkr.v1 import (
     agent_pb2,
     agent_service_pb2,
@@ -34,10 +33,10 @@ _PARALLEL_CALLS = 32
 _CALL_TIMEOUT_SECONDS = 60.0
 
 
-def stack_yaml(version: int, changed: int = 1) -> str:
-    """The stack's content: `OBJECTS` ConfigMaps; from version 2 on, the first `changed` of them
-    carry a different payload in each version (same size), the rest stay as in version 1."""
-    return "---\n".join(_configmap(index, version if index < changed else 1) for index in range(OBJECTS))
+def stack_yaml(version: int) -> str:
+    """The stack's content: `OBJECTS` ConfigMaps, of which only the first differs between versions
+    (its payload, at the same size): each version is a 1-of-100 change of the one before."""
+    return "---\n".join(_configmap(index, version if index == 0 else 1) for index in range(OBJECTS))
 
 
 def _configmap(index: int, version: int) -> str:
@@ -63,11 +62,11 @@ class AdminApi:
             self._channel
         )
 
-    async def create_agents(self, count: int) -> list[Credentials]:
-        """`count` active agents labelled `LABEL`, `_PARALLEL_CALLS` calls at a time."""
+    async def create_agents(self, count: int) -> list[str]:
+        """`count` active agents labelled `LABEL`, `_PARALLEL_CALLS` calls at a time; their keys."""
         slots = asyncio.Semaphore(_PARALLEL_CALLS)
 
-        async def create(index: int) -> Credentials:
+        async def create(index: int) -> str:
             agent = agent_pb2.Agent(
                 name=f"bench-{index:05d}",
                 cluster_name=f"bench-{index:05d}",
@@ -80,7 +79,7 @@ class AdminApi:
                     metadata=self._metadata,
                     timeout=_CALL_TIMEOUT_SECONDS,
                 )
-            return Credentials(created.agent.id, created.key)
+            return created.key
 
         return list(await asyncio.gather(*(create(i) for i in range(count))))
 

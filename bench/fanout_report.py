@@ -23,6 +23,8 @@ from bench.fanout_floor import FloorFigures
 
 @dataclass(frozen=True)
 class Latency:
+    """Nearest-rank percentiles of per-agent latencies, in milliseconds."""
+
     p50_ms: float
     p99_ms: float
     max_ms: float
@@ -75,6 +77,8 @@ class Resume:
 
 @dataclass(frozen=True)
 class Brokkr:
+    """Everything measured of the broker for one N."""
+
     connect_s: float
     full: Push
     change: Push

@@ -31,11 +31,10 @@ class WorkerFailed(Exception):
     """A child process raised; the message carries its traceback."""
 
 
-def raise_open_files_limit() -> int:
-    """Lift the soft open-files limit to the hard one (every stream is a socket); returns it."""
+def raise_open_files_limit() -> None:
+    """Lift the soft open-files limit to the hard one: every stream is a socket."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 def die_with_parent(parent_pid: int) -> None:

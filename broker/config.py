@@ -9,10 +9,12 @@ groups. `brokkr-broker config` prints the effective settings with secrets masked
 from __future__ import annotations
 
 import socket
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from brokkr_common.secretbox import SecretBox
 from brokkr_common.settings import BrokkrSettings, LogSettings, SettingsGroup, reference
 
 MiB = 1024 * 1024
@@ -130,6 +132,18 @@ class SessionSettings(SettingsGroup):
     outbox_messages: int = Field(
         512, ge=8, description="Messages queued for one agent before it counts as not reading and is cut off."
     )
+    max_concurrent_opens: int = Field(
+        8,
+        ge=1,
+        description="Sessions that may read the database to open at once; keep it below database.pool_size "
+        "so admin calls still get connections during a reconnect storm.",
+    )
+    max_waiting_opens: int = Field(
+        256,
+        ge=0,
+        description="Sessions that may wait for their turn to open; beyond that an agent is refused at once "
+        "with RESOURCE_EXHAUSTED and retries after its jittered backoff.",
+    )
     report_batch_size: int = Field(
         1000, ge=1, description="Acks, health reports and heartbeats written per database transaction."
     )
@@ -142,6 +156,100 @@ class SessionSettings(SettingsGroup):
         if self.heartbeat_timeout_seconds <= self.heartbeat_interval_seconds:
             raise ValueError("heartbeat_timeout_seconds must exceed heartbeat_interval_seconds")
         return self
+
+
+class EventSettings(SettingsGroup):
+    watch_poll_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often a WatchEvents stream re-reads the event log without being woken; a "
+        "safety net for a missed notification, since new events normally wake watchers at once.",
+    )
+
+
+class AuditSettings(SettingsGroup):
+    retention_days: int = Field(
+        90, ge=1, description="Audit log entries older than this many days are erased by a periodic purge."
+    )
+    purge_interval_seconds: float = Field(
+        3600.0, gt=0, description="How often each replica erases audit log entries past retention_days."
+    )
+    flush_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="How long audit entries gather before a batch is written (write-behind, so an "
+        "audited call does not wait for a second transaction); queued entries are written on shutdown.",
+    )
+    batch_size: int = Field(500, ge=1, description="Audit log entries written per database transaction.")
+
+
+class WebhookSettings(SettingsGroup):
+    encryption_key: SecretStr | None = Field(
+        None,
+        description="Fernet key (32 random bytes, URL-safe base64: `python -c 'from cryptography.fernet "
+        "import Fernet; print(Fernet.generate_key().decode())'`) that encrypts webhook URLs, auth headers "
+        "and signing secrets at rest. To rotate, list several comma-separated, newest first: the first "
+        "seals, every one opens. Required to create webhooks; the broker refuses to start if webhooks "
+        "exist and it is unset.",
+    )
+    allowed_cidrs: str | None = Field(
+        None,
+        description="Comma-separated networks (CIDR) webhook targets may be in although they are private, "
+        "loopback or link-local, e.g. 10.20.0.0/16 for an in-cluster receiver. Unset: public addresses only.",
+    )
+    worker_enabled: bool = Field(
+        True, description="Run this replica's delivery worker; every replica can, they share the outbox."
+    )
+    worker_concurrency: int = Field(8, ge=1, le=256, description="Deliveries one replica sends at once.")
+    poll_interval_seconds: float = Field(
+        1.0, gt=0, description="How often an idle worker looks for due deliveries in the outbox."
+    )
+    lease_seconds: float = Field(
+        120.0,
+        gt=60,
+        description="How long a claimed delivery stays with its worker; after that (the worker died) any "
+        "replica may send it again. Longer than the longest webhook timeout (60 s).",
+    )
+    retry_base_seconds: float = Field(
+        5.0, gt=0, description="Backoff after the first failed attempt; doubles per attempt, full jitter."
+    )
+    retry_cap_seconds: float = Field(
+        3600.0, gt=0, description="Longest wait between two attempts, Retry-After included."
+    )
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _networks(cls, cidrs: str | None) -> str | None:
+        for cidr in _split(cidrs or ""):
+            try:
+                ip_network(cidr, strict=True)
+            except ValueError as error:
+                raise ValueError(f"{cidr!r} is not a network in CIDR notation: {error}") from None
+        return cidrs
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _keys(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None:
+            try:
+                SecretBox(_split(key.get_secret_value()))
+            except ValueError as error:
+                raise ValueError(str(error)) from None
+        return key
+
+    @property
+    def networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(ip_network(cidr) for cidr in _split(self.allowed_cidrs or ""))
+
+    def secret_box(self) -> SecretBox | None:
+        """The box over the configured keys, or None when there is none."""
+        if self.encryption_key is None or not _split(self.encryption_key.get_secret_value()):
+            return None
+        return SecretBox(_split(self.encryption_key.get_secret_value()))
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 class BrokerSettings(BrokkrSettings):
@@ -157,6 +265,9 @@ class BrokerSettings(BrokkrSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Keys.")
     limits: LimitsSettings = Field(default_factory=LimitsSettings, description="Input bounds.")
     sessions: SessionSettings = Field(default_factory=SessionSettings, description="Agent sessions.")
+    events: EventSettings = Field(default_factory=EventSettings, description="The event log.")
+    audit: AuditSettings = Field(default_factory=AuditSettings, description="The audit log.")
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings, description="Webhook delivery.")
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
 
 

@@ -21,14 +21,23 @@ from prometheus_client import CollectorRegistry
 
 from broker import rest
 from broker.api import interceptor, registry
+from broker.api.audit_logs import audited_methods
 from broker.config import BrokerSettings
 from broker.db import Database, open_database
 from broker.db.notifications import listen
+from broker.domain.changes import Change
+from broker.domain.ports import UnitOfWorkFactory
 from broker.services import keys as key_service
+from broker.services import webhooks as webhook_service
+from broker.services.audit import AuditTrail
+from broker.services.events import EventSignal
+from broker.services.webhooks_delivery import DeliveryPolicy, DeliveryWorker
+from broker.services.webhooks_http import HttpSender
 from broker.stream.connect import AgentSessionServicer, StreamLimits
 from broker.stream.hub import SessionHub
 from broker.stream.recording import Recorder
 from brokkr_common.errors import Unavailable
+from brokkr_common.secretbox import SecretBox
 from brokkr_common.session.broker_session import HeartbeatPolicy
 
 log = structlog.get_logger("brokkr.server")
@@ -90,7 +99,12 @@ class Broker:
         self.hub: SessionHub | None = None
         self._recorder: Recorder | None = None
         self._background_stop = asyncio.Event()
+        # Wakes WatchEvents streams when events commit (on any replica); closed first on stop.
+        self.event_signal = EventSignal()
+        self.audit_trail: AuditTrail | None = None
         self._background: list[asyncio.Task[None]] = []
+        self.webhook_worker: DeliveryWorker | None = None
+        self._webhook_sender: HttpSender | None = None
 
     @property
     def database(self) -> Database:
@@ -108,6 +122,7 @@ class Broker:
         database = self._database
         sessions = settings.sessions
         plain_uow = database.uow_factory()
+        webhook_box = await self._webhook_box(database)
         self._recorder = Recorder(
             plain_uow, batch_size=sessions.report_batch_size, interval=sessions.report_flush_seconds
         )
@@ -117,10 +132,20 @@ class Broker:
             replica_name=settings.replica_name,
             registry=self.registry,
             heartbeat_timeout=sessions.heartbeat_timeout_seconds,
+            max_opening=sessions.max_concurrent_opens,
+            max_waiting=sessions.max_waiting_opens,
         )
         # On PostgreSQL every replica, this one included, learns of commits through LISTEN/NOTIFY;
         # on SQLite (one replica) the unit of work hands them over directly after commit.
-        uow_factory = plain_uow if database.uses_notify else database.uow_factory(on_commit=self.hub.publish)
+        uow_factory = plain_uow if database.uses_notify else database.uow_factory(on_commit=self._publish)
+        audit_settings = settings.audit
+        self.audit_trail = AuditTrail(
+            plain_uow,
+            batch_size=audit_settings.batch_size,
+            flush_seconds=audit_settings.flush_seconds,
+            retention_days=audit_settings.retention_days,
+            purge_interval_seconds=audit_settings.purge_interval_seconds,
+        )
         admin_hash = settings.auth.admin_key_hash.get_secret_value() if settings.auth.admin_key_hash else None
         self.bootstrap_admin_key = await key_service.ensure_admin_key(uow_factory(), admin_hash)
 
@@ -128,10 +153,17 @@ class Broker:
             return await key_service.authenticate(uow_factory(), authorization)
 
         server = grpc.aio.server(
-            interceptors=[interceptor.ApiInterceptor(authenticate, self.registry)],
+            interceptors=[
+                interceptor.ApiInterceptor(
+                    authenticate,
+                    self.registry,
+                    audit=self.audit_trail.record,
+                    audited_methods=audited_methods(registry.file_descriptors()),
+                )
+            ],
             options=grpc_server_options(settings),
         )
-        service_names = registry.add_servicers(server, uow_factory, settings)
+        service_names = registry.add_servicers(server, uow_factory, settings, event_signal=self.event_signal)
         session_servicer = AgentSessionServicer(
             self.hub,
             self._recorder,
@@ -164,6 +196,7 @@ class Broker:
         await server.start()
         self._server = server
         self._recorder.start()
+        self.audit_trail.start()
         hub = self.hub
         await hub.sweep()  # sessions this replica held before a crash are shown disconnected
         self._background.append(asyncio.create_task(hub.run_changes(), name="change-fan-out"))
@@ -175,10 +208,12 @@ class Broker:
         if database.uses_notify:
             self._background.append(
                 asyncio.create_task(
-                    listen(settings.database.url, hub.publish, hub.sweep, self._background_stop),
+                    listen(settings.database.url, self._publish, hub.sweep, self._background_stop),
                     name="change-listener",
                 )
             )
+        if webhook_box is not None and settings.webhooks.worker_enabled:
+            self._start_webhook_worker(uow_factory, webhook_box)
         for name in ("", *service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
@@ -211,6 +246,8 @@ class Broker:
         log.info("broker stopping", grace_seconds=grace)
         await self.health.enter_graceful_shutdown()
         self._background_stop.set()
+        # Event watchers end cleanly (OK) instead of holding the shutdown for the whole grace period.
+        self.event_signal.close()
         if self.hub is not None:
             # Agents reconnect, with jitter, to another replica (or to this one after a restart).
             self.hub.close_all(Unavailable("the broker is shutting down", reason="BROKER_SHUTTING_DOWN"))
@@ -224,8 +261,12 @@ class Broker:
         for task in stuck:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        if self._webhook_sender is not None:
+            await self._webhook_sender.close()
         if self._recorder is not None:
             await self._recorder.stop()
+        if self.audit_trail is not None:
+            await self.audit_trail.stop()  # writes the entries still queued
         if self._rest is not None:
             await self._rest.stop()
         if self._rest_channel is not None:
@@ -233,6 +274,48 @@ class Broker:
         if self._database is not None:
             await self._database.dispose()
         log.info("broker stopped")
+
+    async def _webhook_box(self, database: Database) -> SecretBox | None:
+        """The webhook key box. Refuses to start (closing the database) if webhooks exist but no key
+        is configured: their secrets could not be opened."""
+        box = self.settings.webhooks.secret_box()
+        try:
+            await webhook_service.require_key_if_webhooks_exist(
+                database.uow_factory()(), webhook_service.WebhookConfig(box)
+            )
+        except BaseException:
+            await database.dispose()
+            self._database = None
+            raise
+        return box
+
+    def _start_webhook_worker(self, uow_factory: UnitOfWorkFactory, box: SecretBox) -> None:
+        """This replica's share of webhook delivery; every replica claims from the same outbox."""
+        webhooks = self.settings.webhooks
+        self._webhook_sender = HttpSender(webhooks.networks)
+        self.webhook_worker = DeliveryWorker(
+            uow_factory,
+            box,
+            self._webhook_sender,
+            DeliveryPolicy(
+                concurrency=webhooks.worker_concurrency,
+                poll_interval_seconds=webhooks.poll_interval_seconds,
+                lease_seconds=webhooks.lease_seconds,
+                retry_base_seconds=webhooks.retry_base_seconds,
+                retry_cap_seconds=webhooks.retry_cap_seconds,
+            ),
+            replica_name=self.settings.replica_name,
+        )
+        self._background.append(
+            asyncio.create_task(self.webhook_worker.run(self._background_stop), name="webhook-delivery")
+        )
+
+    async def _publish(self, changes: tuple[Change, ...]) -> None:
+        """Committed changes (after commit on SQLite, on NOTIFY on PostgreSQL) go to the agent
+        sessions and wake the event watchers."""
+        await self.event_signal.on_changes(changes)
+        if self.hub is not None:
+            await self.hub.publish(changes)
 
     async def wait_for_termination(self) -> None:
         assert self._server is not None

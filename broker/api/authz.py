@@ -58,6 +58,25 @@ POLICY: Mapping[str, frozenset[Role]] = {
     "/brokkr.v1.AgentSessionService/Connect": frozenset({AGENT}),
     "/brokkr.v1.AuthService/WhoAmI": ANYONE,
     "/brokkr.v1.AuthService/RotateAdminKey": frozenset({ADMIN}),
+    # Webhooks: admin only (events describe every generator's resources).
+    "/brokkr.v1.WebhookService/CreateWebhook": frozenset({ADMIN}),
+    "/brokkr.v1.WebhookService/GetWebhook": frozenset({ADMIN}),
+    "/brokkr.v1.WebhookService/ListWebhooks": frozenset({ADMIN}),
+    "/brokkr.v1.WebhookService/UpdateWebhook": frozenset({ADMIN}),
+    "/brokkr.v1.WebhookService/DeleteWebhook": frozenset({ADMIN}),
+    "/brokkr.v1.WebhookService/ListWebhookDeliveries": frozenset({ADMIN}),
+    "/brokkr.v1.WebhookService/TestWebhook": frozenset({ADMIN}),
+    "/brokkr.v1.TemplateService/CreateTemplate": frozenset({ADMIN, GENERATOR}),
+    "/brokkr.v1.TemplateService/GetTemplate": frozenset({ADMIN, GENERATOR}),
+    "/brokkr.v1.TemplateService/ListTemplates": frozenset({ADMIN, GENERATOR}),
+    "/brokkr.v1.TemplateService/UpdateTemplate": frozenset({ADMIN, GENERATOR}),
+    "/brokkr.v1.TemplateService/DeleteTemplate": frozenset({ADMIN, GENERATOR}),
+    "/brokkr.v1.TemplateService/ListTemplateVersions": frozenset({ADMIN, GENERATOR}),
+    "/brokkr.v1.TemplateService/InstantiateTemplate": frozenset({ADMIN, GENERATOR}),
+    # Events and the audit log: admin only (a generator's own stacks' events may come later).
+    "/brokkr.v1.EventService/ListEvents": frozenset({ADMIN}),
+    "/brokkr.v1.EventService/WatchEvents": frozenset({ADMIN}),
+    "/brokkr.v1.AuditLogService/ListAuditLogs": frozenset({ADMIN}),
 }
 
 

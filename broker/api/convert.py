@@ -8,6 +8,7 @@ from datetime import datetime
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from broker.domain import model
+from broker.domain.templates import Template
 from brokkr_common.pb.brokkr.v1 import (
     agent_pb2,
     auth_service_pb2,
@@ -15,6 +16,7 @@ from brokkr_common.pb.brokkr.v1 import (
     generator_pb2,
     stack_pb2,
     target_pb2,
+    template_pb2,
 )
 
 _AGENT_STATUS = {
@@ -156,4 +158,30 @@ def target_match(value: model.TargetMatch) -> target_pb2.TargetMatch:
         explicit=value.explicit,
         shared_labels=list(value.shared_labels),
         shared_annotations=list(value.shared_annotations),
+    )
+
+
+def json_struct(value: object) -> struct_pb2.Struct:
+    """A JSON object (str keys; JSON values) as a Struct."""
+    message = struct_pb2.Struct()
+    message.update(json.loads(json.dumps(value)))
+    return message
+
+
+def template(value: Template) -> template_pb2.Template:
+    return template_pb2.Template(
+        id=value.id,
+        name=value.name,
+        version=value.version,
+        latest_version=value.latest_version,
+        description=value.description,
+        generator_id=value.generator_id or "",
+        content=value.content,
+        parameters_schema=json_struct(dict(value.parameters_schema)),
+        labels=dict(value.labels),
+        annotations=dict(value.annotations),
+        create_time=timestamp(value.created_at),
+        update_time=timestamp(value.updated_at),
+        version_create_time=timestamp(value.version_created_at),
+        delete_time=timestamp(value.deleted_at),
     )

@@ -1,25 +1,36 @@
-"""One interceptor wraps every Brokkr RPC: authenticate, authorise, log, measure, map errors.
+"""One interceptor wraps every Brokkr RPC: authenticate, authorise, log, measure, audit, map errors.
 
 It wraps the method handler rather than inspecting the call, so the same code covers unary and
 streaming methods and can abort with a rich `google.rpc.Status`. Servicers therefore only ever
 raise `BrokkrError`s; anything else is a bug, answered as INTERNAL with a correlation id that is
 logged next to the traceback and never sent to the client.
+
+Auditing happens here too, once for every method: each call of an audited (state-changing) method
+and every failed authentication becomes an `AuditEntry` handed to a write-behind recorder, with
+the caller, the resources the request (and, for creates, the response) named, and the outcome.
+A client that cancels a call (or goes away mid-stream) is logged and counted as CANCELLED, not as
+a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from broker.api import authz
 from broker.context import set_principal
+from broker.domain.audit import UNAUTHENTICATED_ACTOR, AuditEntry
 from broker.domain.model import Principal
 from brokkr_common import errors
 from brokkr_common.rpc_status import to_grpc_status
@@ -28,6 +39,8 @@ log = structlog.get_logger("brokkr.api")
 
 #: Turns the `authorization` metadata value (or None) into a principal, or raises Unauthenticated.
 Authenticator = Callable[[str | None], Awaitable[Principal]]
+#: Takes an audit entry without waiting (`broker.services.audit.AuditTrail.record`).
+AuditRecorder = Callable[[AuditEntry], None]
 
 
 class RpcMetrics:
@@ -58,9 +71,20 @@ class _Call:
     """The bookkeeping of one RPC: context for logs, the outcome for metrics."""
 
     def __init__(
-        self, method: str, details: grpc.HandlerCallDetails, authenticator: Authenticator, metrics: RpcMetrics
+        self,
+        method: str,
+        details: grpc.HandlerCallDetails,
+        authenticator: Authenticator,
+        metrics: RpcMetrics,
+        audit: AuditRecorder | None = None,
+        audited: bool = False,
     ) -> None:
         self.method = method
+        self.audit = audit
+        self.audited = audited
+        self.principal: Principal | None = None
+        self.peer = ""
+        self.resources: list[str] = []
         self.authorization = _metadata_value(details.invocation_metadata, "authorization")
         self.request_id = _metadata_value(details.invocation_metadata, "x-request-id") or uuid.uuid4().hex
         # Calls through the REST shim arrive from 127.0.0.1; the shim names the real client.
@@ -69,11 +93,19 @@ class _Call:
         self.metrics = metrics
         self.started = time.perf_counter()
 
-    async def begin(self, context: grpc.aio.ServicerContext) -> None:
-        structlog.contextvars.bind_contextvars(
-            rpc=self.method, peer=self.forwarded_for or context.peer(), request_id=self.request_id
-        )
-        principal = await self.authenticator(self.authorization)
+    async def begin(self, context: grpc.aio.ServicerContext, request: Any = None) -> None:
+        self.peer = self.forwarded_for or context.peer() or ""
+        structlog.contextvars.bind_contextvars(rpc=self.method, peer=self.peer, request_id=self.request_id)
+        if self.audited and isinstance(request, Message):
+            self.resources = resource_names(request, service_noun(self.method))
+        try:
+            principal = await self.authenticator(self.authorization)
+        except errors.Unauthenticated:
+            if not self.audited and isinstance(request, Message):
+                self.resources = resource_names(request, service_noun(self.method))
+            self.audited = True  # every failed authentication is audited, whatever the method
+            raise
+        self.principal = principal
         authz.authorize(self.method, principal)
         set_principal(principal)
         structlog.contextvars.bind_contextvars(
@@ -98,12 +130,34 @@ class _Call:
         self.finish(grpc_code_name(brokkr_error.code))
         await context.abort_with_status(to_grpc_status(brokkr_error))
 
-    def finish(self, code: str) -> None:
+    def finish(self, code: str, response: Any = None) -> None:
         elapsed = time.perf_counter() - self.started
         self.metrics.requests.labels(self.method, code).inc()
         self.metrics.duration.labels(self.method).observe(elapsed)
         if code == "OK":
             log.debug("rpc ok", duration_ms=round(elapsed * 1000, 2))
+        if self.audited and self.audit is not None:
+            if isinstance(response, Message):
+                self.resources.extend(resource_names(response, service_noun(self.method), top_level_id=False))
+            principal = self.principal
+            self.audit(
+                AuditEntry(
+                    id="",
+                    time=datetime.now(UTC),
+                    actor_role=principal.role.value if principal else UNAUTHENTICATED_ACTOR,
+                    actor_id=principal.id if principal else None,
+                    action=self.method[:_MAX_ACTION],
+                    resource=",".join(dict.fromkeys(self.resources)),
+                    outcome=code,
+                    peer=self.peer[:_MAX_PEER],
+                    request_id=self.request_id[:_MAX_REQUEST_ID],
+                )
+            )
+
+    def cancelled(self) -> None:
+        """The client cancelled the call or went away: not an error of ours."""
+        log.info("rpc cancelled", duration_ms=round((time.perf_counter() - self.started) * 1000, 2))
+        self.finish("CANCELLED")
 
 
 def grpc_code_name(code: int) -> str:
@@ -118,10 +172,58 @@ def _is_passthrough(error: BaseException) -> bool:
     return isinstance(error, (grpc.aio.AbortError, asyncio.CancelledError))
 
 
+def _is_cancellation(error: BaseException) -> bool:
+    """The client cancelled: a unary handler sees CancelledError, a streaming one GeneratorExit
+    (grpc closes the abandoned response generator) or CancelledError."""
+    return isinstance(error, (asyncio.CancelledError, GeneratorExit))
+
+
+_WORD = re.compile(r"(?<!^)(?=[A-Z])")
+#: Bounds on what a client controls in an audit entry (ids are checked only after the request is
+#: read, so a refused request may carry anything): the column sizes, and a sane id length.
+_MAX_ACTION, _MAX_REQUEST_ID, _MAX_PEER, _MAX_ID = 128, 64, 512, 128
+
+
+def service_noun(method: str) -> str:
+    """`/brokkr.v1.DeploymentObjectService/X` -> `deployment_objects`: the collection a request's
+    plain `id` belongs to."""
+    service = authz.service_of(method).rsplit(".", 1)[-1].removesuffix("Service")
+    return _WORD.sub("_", service).lower() + "s"
+
+
+def resource_names(message: Message, noun: str, *, top_level_id: bool = True) -> list[str]:
+    """The resources a request or response names, as `<collection>/<id>`: a top-level `id` (of the
+    service's collection), `<thing>_id` fields (`stack_id` -> `stacks/...`), and the `id` of a
+    top-level resource message (`UpdateStackRequest.stack` -> `stacks/...`)."""
+    names: list[str] = []
+    for field, value in message.ListFields():
+        if field.is_repeated:
+            continue
+        if field.type == FieldDescriptor.TYPE_STRING and value:
+            if field.name == "id" and top_level_id:
+                names.append(f"{noun}/{value[:_MAX_ID]}")
+            elif field.name.endswith("_id") and field.name != "request_id":
+                names.append(f"{field.name.removesuffix('_id')}s/{value[:_MAX_ID]}")
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and "id" in field.message_type.fields_by_name:
+            ident = getattr(value, "id", "")
+            if isinstance(ident, str) and ident:
+                names.append(f"{field.name}s/{ident[:_MAX_ID]}")
+    return names
+
+
 class ApiInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        registry: CollectorRegistry,
+        *,
+        audit: AuditRecorder | None = None,
+        audited_methods: frozenset[str] = frozenset(),
+    ) -> None:
         self._authenticator = authenticator
         self._metrics = RpcMetrics(registry)
+        self._audit = audit
+        self._audited = audited_methods
 
     async def intercept_service(
         self,
@@ -132,7 +234,10 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or authz.is_public(method):
             return handler
-        call = lambda: _Call(method, handler_call_details, self._authenticator, self._metrics)  # noqa: E731
+        audited = method in self._audited
+        call = lambda: _Call(  # noqa: E731
+            method, handler_call_details, self._authenticator, self._metrics, self._audit, audited
+        )
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary, call),
@@ -160,14 +265,17 @@ def _wrap_unary(
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = new_call()
         try:
-            await call.begin(context)
+            await call.begin(context, request)
             response = await behaviour(request, context)
         except BaseException as error:
+            if _is_cancellation(error):
+                call.cancelled()
+                raise
             if _is_passthrough(error):
                 raise
             await call.fail(context, error)
             raise  # unreachable: fail() aborts
-        call.finish("OK")
+        call.finish("OK", response)
         return response
 
     return handle
@@ -179,10 +287,13 @@ def _wrap_streaming(
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = new_call()
         try:
-            await call.begin(context)
+            await call.begin(context, request)
             async for response in behaviour(request, context):
                 yield response
         except BaseException as error:
+            if _is_cancellation(error):
+                call.cancelled()
+                raise
             if _is_passthrough(error):
                 raise
             await call.fail(context, error)

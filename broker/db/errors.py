@@ -67,6 +67,16 @@ _UNIQUE_RULES: dict[str, tuple[type[BrokkrError], str, str]] = {
         "another key was issued at the same time",
     ),
     "pk_api_keys": (AlreadyExists, "KEY_CONFLICT", "a key with this short token exists"),
+    "ux_templates_live_owner_name": (
+        AlreadyExists,
+        "TEMPLATE_ALREADY_EXISTS",
+        "the generator already has a template with this name",
+    ),
+    "ux_templates_live_system_name": (
+        AlreadyExists,
+        "TEMPLATE_ALREADY_EXISTS",
+        "a system template with this name already exists",
+    ),
     "ux_deployment_objects_stack_sequence": (
         Aborted,
         "CONCURRENT_CHANGE",

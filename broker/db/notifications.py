@@ -32,7 +32,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
-from broker.domain.changes import AgentChanged, Change, KeyRevoked, StackChanged, TargetingChanged
+from broker.domain.changes import (
+    AgentChanged,
+    Change,
+    EventsAppended,
+    KeyRevoked,
+    StackChanged,
+    TargetingChanged,
+)
 from broker.domain.model import Role
 from broker.domain.ports import OnCommit
 from brokkr_common.errors import InvalidArgument
@@ -43,7 +50,7 @@ CHANNEL = "brokkr_changes"
 #: PostgreSQL refuses payloads of 8000 bytes or more.
 _MAX_PAYLOAD_BYTES = 7999
 _TYPES: dict[str, Callable[..., Change]] = {
-    kind.__name__: kind for kind in (StackChanged, AgentChanged, TargetingChanged, KeyRevoked)
+    kind.__name__: kind for kind in (StackChanged, AgentChanged, TargetingChanged, KeyRevoked, EventsAppended)
 }
 #: The listener's libpq options: a name to find it by in pg_stat_activity, and TCP keepalives so
 #: that a connection whose peer vanished (no FIN, no RST) is noticed within a minute, not hours.
@@ -57,6 +64,15 @@ _LISTENER_OPTIONS: dict[str, Any] = {
 }
 #: Waits between connection attempts: random, up to 0.5 s doubling per failure, at most 30 s.
 _BACKOFF = wait_random_exponential(multiplier=0.5, max=30)
+
+
+#: The boolean fields of each change type; every other field is a string (or null).
+_FLAGS = frozenset(
+    (kind, field.name)
+    for kind in (StackChanged, AgentChanged, TargetingChanged, KeyRevoked)
+    for field in dataclasses.fields(kind)
+    if field.type == "bool"
+)
 
 
 class MalformedNotification(ValueError):
@@ -100,8 +116,12 @@ def _change(item: object) -> Change:
     kind = _TYPES.get(fields.pop("type", None))
     if kind is None:
         raise MalformedNotification("unknown change type")
-    if not all(value is None or isinstance(value, str) for value in fields.values()):
-        raise MalformedNotification("change fields must be strings")
+    for name, value in fields.items():
+        if (kind, name) in _FLAGS:
+            if not isinstance(value, bool):
+                raise MalformedNotification(f"change field {name} must be a boolean")
+        elif not (value is None or isinstance(value, str)):
+            raise MalformedNotification("change fields must be strings")
     try:
         if kind is KeyRevoked:
             fields["role"] = Role(fields.get("role"))

@@ -311,3 +311,164 @@ deployment_statuses = Table(
     PrimaryKeyConstraint("agent_id", "stack_id"),
     Index("ix_deployment_statuses_stack", "stack_id", "agent_id"),
 )
+
+# --- events and audit log (see docs/explanation/events.md) ---------------------------------------
+#: An integer primary key that is the rowid on SQLite (only `INTEGER PRIMARY KEY` aliases it).
+_SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+
+events = Table(
+    "events",
+    metadata,
+    # Ascending in commit order (appends are serialised, see broker/db/repositories/events.py): the
+    # resume cursor of WatchEvents and the order of ListEvents.
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("time", UtcDateTime(), nullable=False),
+    Column("actor_role", String(16), nullable=False),
+    Column("actor_id", String(ID), nullable=True),
+    Column("agent_id", String(ID), nullable=True),
+    Column("stack_id", String(ID), nullable=True),
+    Column("deployment_object_id", String(ID), nullable=True),
+    Column("template_id", String(ID), nullable=True),
+    Column("labels", JSON(), nullable=False),
+    Column("payload", JSON(), nullable=False),
+    Index("ix_events_stack", "stack_id", "id"),
+    Index("ix_events_agent", "agent_id", "id"),
+    Index("ix_events_time", "time"),
+    sqlite_autoincrement=True,
+)
+
+audit_logs = Table(
+    "audit_logs",
+    metadata,
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("time", UtcDateTime(), nullable=False),
+    Column("actor_role", String(16), nullable=False),
+    Column("actor_id", String(ID), nullable=True),
+    Column("action", String(128), nullable=False),
+    Column("resource", Text(), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("peer", Text(), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Index("ix_audit_logs_time", "time"),
+    Index("ix_audit_logs_actor", "actor_id", "id"),
+    Index("ix_audit_logs_action", "action", "id"),
+    sqlite_autoincrement=True,
+)
+
+# Templates: one row per template, one per version. A version's content, schema, labels and
+# annotations never change once written, so provenance (template id + version) always names the
+# exact text that was rendered. Template labels and annotations are JSON on the version row: unlike
+# stack labels they are never joined on, only read with their version. `latest_version` counts the
+# versions the way `stacks.latest_sequence_id` counts deployment objects (row lock, no MAX()).
+# Names are unique per owner among live templates; system templates (no generator) get their own
+# partial index, since NULLs never collide in a unique index.
+templates = Table(
+    "templates",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(63), nullable=False),
+    Column("generator_id", String(ID), ForeignKey("generators.id"), nullable=True),
+    Column("latest_version", BigInteger(), nullable=False),
+    _created(),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    _deleted(),
+    Index("ix_templates_order", "name", "id"),
+    Index("ix_templates_generator_id", "generator_id"),
+    Index(
+        "ux_templates_live_owner_name",
+        "generator_id",
+        "name",
+        unique=True,
+        sqlite_where=text("deleted_at IS NULL AND generator_id IS NOT NULL"),
+        postgresql_where=text("deleted_at IS NULL AND generator_id IS NOT NULL"),
+    ),
+    Index(
+        "ux_templates_live_system_name",
+        "name",
+        unique=True,
+        sqlite_where=text("deleted_at IS NULL AND generator_id IS NULL"),
+        postgresql_where=text("deleted_at IS NULL AND generator_id IS NULL"),
+    ),
+)
+
+template_versions = Table(
+    "template_versions",
+    metadata,
+    Column("template_id", String(ID), ForeignKey("templates.id"), nullable=False),
+    Column("version", BigInteger(), nullable=False),
+    Column("description", Text(), nullable=False),
+    Column("content", Text(), nullable=False),
+    Column("parameters_schema", JSON(), nullable=False),
+    Column("labels", JSON(), nullable=False),
+    Column("annotations", JSON(), nullable=False),
+    _created(),
+    PrimaryKeyConstraint("template_id", "version"),
+)
+
+# --- webhooks (see broker/domain/webhooks_records.py) ----------------------------------------------
+# Subscriptions keep URL, auth header and signing secret sealed (encrypted), never in clear; the
+# filter is JSON, since it is only ever read whole, by the outbox. Deliveries are the outbox: one row
+# per event x subscription, claimed by the workers of every replica. A claimed row is IN_FLIGHT with
+# `next_attempt_at` moved to the end of its lease, so one index, (state, next_attempt_at), finds both
+# due rows and rows whose worker died; `claim_token` tells a late worker its claim was taken over.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("url_sealed", Text(), nullable=False),
+    Column("url_redacted", Text(), nullable=False),
+    Column("auth_header_sealed", Text(), nullable=True),
+    Column("secret_sealed", Text(), nullable=False),
+    Column("event_types", JSON(), nullable=False),
+    Column("stack_ids", JSON(), nullable=False),
+    Column("agent_ids", JSON(), nullable=False),
+    Column("label_selector", Text(), nullable=False),
+    Column("enabled", Boolean(), nullable=False),
+    Column("max_attempts", Integer(), nullable=False),
+    Column("timeout_ms", Integer(), nullable=False),
+    Column("owner_role", String(16), nullable=False),
+    Column("owner_id", String(ID), nullable=True),
+    _created(),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    _deleted(),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("subscription_id", String(ID), ForeignKey("webhook_subscriptions.id"), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("body", Text(), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("last_status_code", Integer(), nullable=True),
+    Column("last_error", Text(), nullable=False),
+    Column("claimed_by", String(253), nullable=True),
+    Column("claim_token", String(ID), nullable=True),
+    _created(),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_webhook_deliveries_subscription", "subscription_id", "created_at", "id"),
+)
+
+webhook_delivery_attempts = Table(
+    "webhook_delivery_attempts",
+    metadata,
+    Column(
+        "delivery_id",
+        String(ID),
+        ForeignKey("webhook_deliveries.id", name="fk_webhook_delivery_attempts_deliveries"),
+        nullable=False,
+    ),
+    Column("number", Integer(), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("duration_ms", Integer(), nullable=False),
+    Column("status_code", Integer(), nullable=True),
+    Column("error", Text(), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    PrimaryKeyConstraint("delivery_id", "number"),
+)

@@ -26,8 +26,10 @@ from broker.db import notifications
 from broker.db.errors import reraise, translate
 from broker.db.repositories.agent_connections import SqlAgentConnectionRepository
 from broker.db.repositories.agents import SqlAgentRepository
+from broker.db.repositories.audit_logs import SqlAuditLogRepository
 from broker.db.repositories.deployment_objects import SqlDeploymentObjectRepository
 from broker.db.repositories.deployment_statuses import SqlDeploymentStatusRepository
+from broker.db.repositories.events import SqlEventRepository
 from broker.db.repositories.generators import SqlGeneratorRepository
 from broker.db.repositories.idempotency import SqlIdempotencyRepository
 from broker.db.repositories.keys import SqlKeyRepository
@@ -35,6 +37,8 @@ from broker.db.repositories.registrations import SqlRegistrationRepository
 from broker.db.repositories.stacks import SqlStackRepository
 from broker.db.repositories.targeting import SqlTargetingQueries
 from broker.db.repositories.targets import SqlTargetRepository
+from broker.db.repositories.templates import SqlTemplateRepository
+from broker.db.repositories.webhooks import SqlWebhookRepository
 from broker.domain.changes import Change
 from broker.domain.ports import OnCommit
 
@@ -56,6 +60,10 @@ class SqlUnitOfWork:
     idempotency: SqlIdempotencyRepository
     agent_connections: SqlAgentConnectionRepository
     deployment_statuses: SqlDeploymentStatusRepository
+    events: SqlEventRepository
+    audit_logs: SqlAuditLogRepository
+    webhooks: SqlWebhookRepository
+    templates: SqlTemplateRepository
 
     def __init__(
         self, engine: AsyncEngine, on_commit: OnCommit | None = None, *, notify: bool = False
@@ -94,6 +102,10 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotencyRepository(connection)
         self.agent_connections = SqlAgentConnectionRepository(connection)
         self.deployment_statuses = SqlDeploymentStatusRepository(connection)
+        self.events = SqlEventRepository(connection)
+        self.audit_logs = SqlAuditLogRepository(connection)
+        self.webhooks = SqlWebhookRepository(connection)
+        self.templates = SqlTemplateRepository(connection)
         return self
 
     async def __aexit__(

@@ -18,9 +18,13 @@ class StackChanged:
     """A stack's fields, labels, annotations or desired deployment object changed, or it was deleted.
 
     Agents the stack reaches (or reached) must compare what they hold with its new desired state.
+    `new_version_only` says that nothing changed but a new deployment object of a stack that
+    already had one: the stack reaches the same agents as before, so only the sessions holding
+    the stack need to look.
     """
 
     stack_id: str
+    new_version_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,4 +60,12 @@ class KeyRevoked:
     principal_id: str | None
 
 
-Change = StackChanged | AgentChanged | TargetingChanged | KeyRevoked
+@dataclass(frozen=True)
+class EventsAppended:
+    """The transaction appended to the event log: event watchers on every replica re-read it.
+
+    Agent sessions ignore it. It carries no ids: a watcher reads on from its own cursor.
+    """
+
+
+Change = StackChanged | AgentChanged | TargetingChanged | KeyRevoked | EventsAppended

@@ -8,7 +8,8 @@ documents, so every dangerous or non-JSON feature is refused where it appears, w
 * anchors and aliases (a "billion laughs" document expands exponentially when serialised),
 * tags other than the standard JSON-like ones (`!!python/object`, `!!binary`, `!!set`, ...),
 * nesting deeper than `MAX_DEPTH`, more than `MAX_OBJECTS` documents or objects,
-* values JSON cannot hold: timestamps (`2024-01-01` must be quoted), `.nan`, `.inf`,
+* values JSON cannot hold: timestamps (`2024-01-01` must be quoted), `.nan`, `.inf`, numbers
+  beyond float64's range (Kubernetes reads JSON numbers as int64 or float64),
   mapping keys that are not strings, merge keys (`<<`) and repeated keys.
 
 Every object must then look like a Kubernetes object: `apiVersion` ("v1" or "group/version"),
@@ -32,6 +33,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -50,6 +52,9 @@ from brokkr_common.errors import InvalidArgument
 
 MAX_DEPTH = 64
 MAX_OBJECTS = 5000
+#: How much of a refused number an error message quotes.
+_NUMBER_SHOWN = 40
+_FLOAT_MAX = int(sys.float_info.max)
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG = "tag:yaml.org,2002:"
@@ -226,12 +231,30 @@ class _Builder:
         construct = _CONSTRUCTORS.get(tag)
         if construct is None:
             return value  # `=` or `<<` as a value: YAML types Kubernetes reads as text
-        constructed = construct(yaml.ScalarNode(tag, value))
-        if isinstance(constructed, float) and not math.isfinite(constructed):
+        try:
+            constructed = construct(yaml.ScalarNode(tag, value))
+        except ValueError:  # an integer of more digits than Python converts from text (4300)
+            constructed = math.inf
+        if not _fits_json(constructed):
+            shown = (
+                value
+                if len(value) <= _NUMBER_SHOWN
+                else f"{value[:_NUMBER_SHOWN]}... ({len(value)} characters)"
+            )
             raise _Refused(
-                event, f"has the number {value}, which JSON cannot hold; quote it to keep the text"
+                event, f"has the number {shown}, which JSON cannot hold; quote it to keep the text"
             )
         return constructed
+
+
+def _fits_json(value: object) -> bool:
+    """Whether a number survives JSON as Kubernetes reads it: int64 or float64, so finite and at
+    most float64's range (a 5000-digit integer would not even turn back into text)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return abs(value) <= _FLOAT_MAX
+    return True
 
 
 _RESOLVER = yaml.resolver.Resolver()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 
 from brokkr_common.errors import InvalidArgument
@@ -25,6 +26,8 @@ _VERSION = 1
 #: Longer tokens are refused before decoding; real ones hold a few keys and a fingerprint.
 _MAX_TOKEN_LENGTH = 4096
 _FINGERPRINT_HEX_DIGITS = 32
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 def normalize_page_size(field: str, page_size: int, default: int = 50, maximum: int = 1000) -> int:
@@ -83,6 +86,15 @@ def _decode(token: str) -> object:
 
 
 def _is_position(value: object) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(item, str) or (isinstance(item, int) and not isinstance(item, bool)) for item in value
-    )
+    return isinstance(value, list) and all(_is_key(item) for item in value)
+
+
+def _is_key(item: object) -> bool:
+    """A sort key a database can compare with: a 64-bit integer, or text without NUL (PostgreSQL
+    text cannot hold it) that is valid Unicode (JSON escapes can spell lone surrogates). A hand-made
+    token may hold anything; anything else would fail in the query, not as a bad token."""
+    if isinstance(item, bool):
+        return False
+    if isinstance(item, int):
+        return _INT64_MIN <= item <= _INT64_MAX
+    return isinstance(item, str) and _BAD_TEXT.search(item) is None

@@ -22,14 +22,16 @@ repository documents its order and the position it takes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol
 
+from broker.domain.audit import AuditEntry
 from broker.domain.changes import Change
 from broker.domain.deployments import ApplyReport, DeploymentRecord, HealthReport, Heartbeat
+from broker.domain.events import Event
 from broker.domain.model import (
     Agent,
     DeploymentObject,
@@ -38,6 +40,14 @@ from broker.domain.model import (
     Role,
     Stack,
     Target,
+)
+from broker.domain.templates import Template
+from broker.domain.webhooks_records import (
+    Claim,
+    DeliveryAttempt,
+    DeliveryState,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 
 #: The sort key of the last row of the previous page; () for the first page.
@@ -115,6 +125,10 @@ class AgentRepository(Protocol):
         """The agent, deleted or not."""
         ...
 
+    async def labels_of(self, agent_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Agent id -> its labels, for each id asked for (empty for unknown ones)."""
+        ...
+
     async def update(self, agent: Agent) -> None:
         """Store every mutable field, labels and annotations included."""
         ...
@@ -139,6 +153,10 @@ class StackRepository(Protocol):
 
     async def get(self, stack_id: str) -> Stack | None:
         """The stack, deleted or not."""
+        ...
+
+    async def labels_of(self, stack_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Stack id -> its labels, for each id asked for (empty for unknown ones)."""
         ...
 
     async def update(self, stack: Stack) -> None:
@@ -262,16 +280,18 @@ class AgentConnectionRepository(Protocol):
         """Store the version the agent reports; False (nothing stored) if the session is not current."""
         ...
 
-    async def disconnect(self, sessions: Sequence[tuple[str, str]]) -> None:
-        """Mark DISCONNECTED each agent whose current session is the one named, (agent id, session id)."""
+    async def disconnect(self, sessions: Sequence[tuple[str, str]]) -> list[str]:
+        """Mark DISCONNECTED each agent whose current session is the one named, (agent id, session id);
+        return the ids of the agents that were CONNECTED through it."""
         ...
 
     async def sessions_on(self, replica: str) -> dict[str, str]:
         """Agent id -> session id of the agents recorded CONNECTED to `replica`."""
         ...
 
-    async def disconnect_silent(self, before: datetime) -> None:
-        """Mark DISCONNECTED every CONNECTED agent last heard of (connect or heartbeat) before `before`."""
+    async def disconnect_silent(self, before: datetime) -> list[str]:
+        """Mark DISCONNECTED every CONNECTED agent last heard of (connect or heartbeat) before `before`;
+        return their ids."""
         ...
 
     async def record_heartbeats(self, heartbeats: Sequence[Heartbeat]) -> None:
@@ -291,12 +311,16 @@ class DeploymentStatusRepository(Protocol):
     and one health report per agent x stack.
     """
 
-    async def record_applies(self, reports: Sequence[ApplyReport]) -> None:
+    async def record_applies(self, reports: Sequence[ApplyReport]) -> list[ApplyReport]:
         """Acks set the outcome (APPLIED or REMOVED) and the applied version and clear any error; nacks
-        set FAILED, the failed version and the error, and leave the applied version as it was."""
+        set FAILED, the failed version and the error, and leave the applied version as it was.
+        Return the reports about existing agents and stacks."""
         ...
 
-    async def record_health(self, reports: Sequence[HealthReport]) -> None: ...
+    async def record_health(self, reports: Sequence[HealthReport]) -> list[tuple[HealthReport, str | None]]:
+        """Store the health reports; return those that change the stored health state, each with
+        the state before (None when there was none)."""
+        ...
 
     async def record_held(self, agent_id: str, held: Mapping[str, str | None], at: datetime) -> None:
         """What the agent says it holds (stack id -> deployment object id, None for an unknown
@@ -352,6 +376,168 @@ class IdempotencyRepository(Protocol):
     async def add(self, record: IdempotencyRecord) -> None: ...
 
 
+class EventRepository(Protocol):
+    """The append-only event log, ordered by id, which ascends in commit order."""
+
+    async def append(self, event: Event) -> Event:
+        """Store the event (its `id` is ignored) and return it with its id. Call it as the last
+        write before committing: on PostgreSQL it serialises event-writing transactions until they end."""
+        ...
+
+    async def list_page(
+        self,
+        *,
+        after: int,
+        limit: int,
+        types: Collection[str] | None = None,
+        stack_id: str | None = None,
+        agent_id: str | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+    ) -> list[Event]:
+        """Events with an id above `after` matching every filter given (`types`: exact types)."""
+        ...
+
+    async def last_id(self) -> int:
+        """The newest event's id; 0 when there is none."""
+        ...
+
+
+class AuditLogRepository(Protocol):
+    """Audited calls, listed newest first (by id)."""
+
+    async def add_many(self, entries: Sequence[AuditEntry]) -> None: ...
+
+    async def list_page(
+        self,
+        *,
+        before: int | None,
+        limit: int,
+        actor_role: str | None = None,
+        actor_id: str | None = None,
+        action: str | None = None,
+        resource: str | None = None,
+        outcome: str | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+    ) -> list[AuditEntry]:
+        """Entries with an id below `before` (all for None) matching every filter given."""
+        ...
+
+    async def purge(self, before: datetime) -> int:
+        """Erase entries older than `before`; returns how many."""
+        ...
+
+
+class WebhookRepository(Protocol):
+    """Webhook subscriptions, ordered by id, and their deliveries (the outbox), newest first.
+
+    Deliveries are claimed in due order (`next_attempt_at`) by the workers of every replica: a
+    claim marks them IN_FLIGHT until `lease_until`, after which another worker may claim them again
+    (its worker is presumed dead). On PostgreSQL concurrent claims skip each other's rows (`FOR
+    UPDATE SKIP LOCKED`), so no row is claimed twice at once.
+    """
+
+    async def add(self, subscription: WebhookSubscription) -> None: ...
+
+    async def get(self, subscription_id: str) -> WebhookSubscription | None:
+        """The subscription, deleted or not."""
+        ...
+
+    async def update(self, subscription: WebhookSubscription) -> None:
+        """Store every mutable field, sealed ones included."""
+        ...
+
+    async def list_page(self, *, after: Position, limit: int) -> list[WebhookSubscription]:
+        """Live subscriptions; position (id,)."""
+        ...
+
+    async def any_live(self) -> bool:
+        """Whether any live subscription exists (they hold sealed secrets)."""
+        ...
+
+    async def live_enabled(self) -> list[WebhookSubscription]:
+        """Every live, enabled subscription: the candidates for a new event."""
+        ...
+
+    async def add_deliveries(self, deliveries: Sequence[WebhookDelivery]) -> None: ...
+
+    async def claim(
+        self, *, now: datetime, lease_until: datetime, limit: int, claimed_by: str, token: str
+    ) -> Claim:
+        """Up to `limit` due deliveries (PENDING or IN_FLIGHT with `next_attempt_at <= now`), made
+        IN_FLIGHT under `token` with one more attempt counted."""
+        ...
+
+    async def finish(
+        self,
+        delivery_id: str,
+        token: str,
+        attempt: DeliveryAttempt,
+        *,
+        state: DeliveryState,
+        next_attempt_at: datetime,
+        at: datetime,
+    ) -> bool:
+        """Record an attempt and the delivery's new state; False (nothing written) if the claim
+        `token` no longer holds it."""
+        ...
+
+    async def get_delivery(self, delivery_id: str) -> WebhookDelivery | None:
+        """With its attempt log."""
+        ...
+
+    async def list_deliveries(
+        self, subscription_id: str, *, after: Position, limit: int
+    ) -> list[WebhookDelivery]:
+        """Newest first, each with its attempt log; position (created_at in microseconds, id)."""
+        ...
+
+
+class TemplateRepository(Protocol):
+    """Templates at one version each; lists ordered by (name, id), versions newest first."""
+
+    async def add(self, template: Template) -> None:
+        """Store a new template with its first version (`template.version`)."""
+        ...
+
+    async def allocate_version(self, template_id: str) -> int | None:
+        """Reserve the next version number of a live template (None if deleted).
+
+        Holds the template's row lock until the transaction ends, like
+        `StackRepository.allocate_sequence_id`.
+        """
+        ...
+
+    async def add_version(self, template: Template) -> None:
+        """Store `template.version` (reserved by `allocate_version`) as a new, immutable version."""
+        ...
+
+    async def get(self, template_id: str, version: int | None = None) -> Template | None:
+        """The template at `version` (the newest when None), deleted or not; None if either is missing."""
+        ...
+
+    async def mark_deleted(self, template_id: str, at: datetime) -> None: ...
+
+    async def list_page(
+        self,
+        *,
+        after: Position,
+        limit: int,
+        show_deleted: bool,
+        name: str | None = None,
+        generator_id: str | None = None,
+        readable_by: str | None = None,
+    ) -> list[Template]:
+        """Templates at their newest version matching every filter given; `readable_by` keeps one
+        generator's templates and the system's."""
+        ...
+
+    async def list_versions(self, template_id: str, *, after: Position, limit: int) -> list[Template]:
+        """The template's versions, newest first: position (version,)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository; see the module docstring."""
 
@@ -366,6 +552,10 @@ class UnitOfWork(Protocol):
     idempotency: IdempotencyRepository
     agent_connections: AgentConnectionRepository
     deployment_statuses: DeploymentStatusRepository
+    events: EventRepository
+    audit_logs: AuditLogRepository
+    webhooks: WebhookRepository
+    templates: TemplateRepository
 
     @property
     def committed_changes(self) -> tuple[Change, ...]:

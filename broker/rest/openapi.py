@@ -108,10 +108,11 @@ def openapi_document(
 
 
 def _openapi_path(binding: Binding) -> str:
-    return "/" + "/".join(
-        f"{{{segment.name}}}" if isinstance(segment, Variable) else segment
-        for segment in binding.template.segments
+    template = binding.template
+    path = "/" + "/".join(
+        f"{{{segment.name}}}" if isinstance(segment, Variable) else segment for segment in template.segments
     )
+    return f"{path}:{template.verb}" if template.verb else path
 
 
 def _operation(binding: Binding, schemas: _Schemas, *, suffix: str) -> dict[str, Any]:

@@ -2,10 +2,10 @@
 
 A template such as `/api/v1/agents/{agent.id}/stacks` is a sequence of literal segments and
 variables; a variable binds exactly one non-empty path segment to a (possibly nested) request field.
-Only the part of the grammar Brokkr's protos use is supported: literals, `{field.path}` and its
-spelled-out form `{field.path=*}`. Wildcards, multi-segment variables (`{name=projects/*}`) and
-custom verbs (`:cancel`) are refused when the template is parsed, so an annotation the shim cannot
-serve fails the start-up instead of a request.
+Only the part of the grammar Brokkr's protos use is supported: literals, `{field.path}`, its
+spelled-out form `{field.path=*}` and a custom verb at the end (`/api/v1/webhooks/{id}:test`, AIP-136).
+Wildcards and multi-segment variables (`{name=projects/*}`) are refused when the template is parsed,
+so an annotation the shim cannot serve fails the start-up instead of a request.
 """
 
 from __future__ import annotations
@@ -47,26 +47,32 @@ class PathTemplate:
 
     text: str
     segments: tuple[Segment, ...]
+    #: The custom verb after the last segment (`test` in `.../{id}:test`), if any.
+    verb: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> PathTemplate:
         if not text.startswith("/"):
             raise UnsupportedAnnotation(f"path template {text!r} does not start with '/'")
-        verb = _VERB.search(text)
-        if verb is not None:
-            raise UnsupportedAnnotation(
-                f"path template {text!r}: custom verbs ({verb.group()!r}) are not supported"
-            )
+        verb = None
+        end = len(text)
+        if (found_verb := _VERB.search(text)) is not None:
+            verb = found_verb.group()[1:]
+            if not _LITERAL.fullmatch(verb):
+                raise UnsupportedAnnotation(
+                    f"path template {text!r}: custom verb {found_verb.group()!r} is not a plain literal"
+                )
+            end = found_verb.start()
         segments: list[Segment] = []
         position = 1
         while True:
-            found = _SEGMENT.match(text, position)
+            found = _SEGMENT.match(text, position, end)
             if found is None:
                 raise UnsupportedAnnotation(f"path template {text!r} has an empty segment at {position}")
             segments.append(_parse_segment(text, found))
             position = found.end()
-            if position == len(text):
-                return cls(text, tuple(segments))
+            if position == end:
+                return cls(text, tuple(segments), verb)
             if text[position] != "/":
                 raise UnsupportedAnnotation(f"path template {text!r} is malformed at {position}")
             position += 1
@@ -77,18 +83,26 @@ class PathTemplate:
 
     @property
     def shape(self) -> tuple[str | None, ...]:
-        """The literals, with None for variables: two templates of one shape match the same paths."""
-        return tuple(None if isinstance(segment, Variable) else segment for segment in self.segments)
+        """The literals, with None for variables, then the verb: two templates of one shape match
+        the same paths."""
+        literals = tuple(None if isinstance(segment, Variable) else segment for segment in self.segments)
+        return (*literals, f":{self.verb}" if self.verb else None)
 
     @property
     def precedence(self) -> tuple[bool, ...]:
-        """Sort key: where two templates match one path, a literal beats a variable, leftmost first."""
-        return tuple(isinstance(segment, Variable) for segment in self.segments)
+        """Sort key: where two templates match one path, one with a custom verb beats one without,
+        then a literal beats a variable, leftmost first."""
+        return (self.verb is None, *(isinstance(segment, Variable) for segment in self.segments))
 
     def match(self, segments: Sequence[str]) -> dict[str, str] | None:
         """The variable bindings if the decoded path `segments` match, else None."""
         if len(segments) != len(self.segments):
             return None
+        if self.verb is not None:
+            last, colon, verb = segments[-1].rpartition(":")
+            if not colon or verb != self.verb:
+                return None
+            segments = [*segments[:-1], last]
         bound: dict[str, str] = {}
         for expected, actual in zip(self.segments, segments, strict=True):
             if isinstance(expected, Variable):

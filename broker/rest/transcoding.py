@@ -92,23 +92,30 @@ def _merge_body(request: Message, binding: Binding, body: bytes, content_type: s
         raise errors.InvalidArgument(
             f"request body is not valid JSON: {error}", reason="MALFORMED_JSON"
         ) from error
+    except RecursionError:  # `[[[[...` nested deeper than the parser's stack
+        raise errors.InvalidArgument(
+            "request body is not valid JSON: nested too deeply", reason="MALFORMED_JSON"
+        ) from None
     document = data if binding.body == "*" else {binding.body: data}
     _check_object(request.DESCRIPTOR, document, "")
     try:
         json_format.ParseDict(document, request)
-    except json_format.ParseError as error:
+    except json_format.ParseError as error:  # also values nested deeper than its limit of 100
         raise errors.InvalidArgument(f"invalid request body: {error}", reason="INVALID_BODY") from error
 
 
 def _check_object(message: Descriptor, value: Any, path: str) -> None:
-    """Refuse unknown fields and wrongly shaped values, naming their path in the request.
+    """Refuse unknown fields and wrongly shaped or typed values, naming their path in the request.
 
-    `json_format` refuses unknown fields too, but without a field path, and it quietly accepts
-    some shapes (an array where an object belongs) that a client would never mean.
+    `json_format` refuses unknown fields and values of the wrong JSON type too, but without a field
+    path, and it quietly accepts some shapes (an array where an object belongs) that a client would
+    never mean.
     """
     if not isinstance(value, dict):
         raise _shape_error(path, "must be a JSON object")
     for key, item in value.items():
+        if _SURROGATE.search(key):  # a path naming it could not be encoded in the error
+            raise _shape_error(path, "has a field name that is not valid Unicode")
         where = f"{path}.{key}" if path else key
         field = field_named(message, key)
         if field is None:
@@ -118,23 +125,82 @@ def _check_object(message: Descriptor, value: Any, path: str) -> None:
 
 
 def _check_value(field: FieldDescriptor, value: Any, path: str) -> None:
+    element = field
     if is_map(field):
         if not isinstance(value, dict):
             raise _shape_error(path, "must be a JSON object")
-        nested = plain_message(map_value(field))
+        for key in value:
+            _check_text(key, path, "a key")
+        element = map_value(field)
         items: Sequence[tuple[str, Any]] = [(f"{path}.{key}", item) for key, item in value.items()]
     elif field.is_repeated:
         if not isinstance(value, list):
             raise _shape_error(path, "must be a JSON array")
-        nested = plain_message(field)
         items = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
     else:
-        nested = plain_message(field)
         items = [(path, value)]
-    if nested is not None:
-        for where, item in items:
-            if item is not None:
-                _check_object(nested, item, where)
+    nested = plain_message(element)
+    for where, item in items:
+        if item is None:
+            continue
+        if nested is not None:
+            _check_object(nested, item, where)
+        elif element.message_type is None:
+            _check_scalar(element, item, where)
+
+
+#: The JSON types proto3 JSON accepts for each scalar field type (grpc-gateway's too), and how to
+#: say so. Numbers may come as strings ("7", "NaN"); bool is not a number here, although Python says so.
+_NUMBER = ((int, float, str), "must be a number (or a string holding one)")
+_SCALAR_JSON_TYPES: dict[int, tuple[tuple[type, ...], str]] = {
+    FieldDescriptor.TYPE_STRING: ((str,), "must be a JSON string"),
+    FieldDescriptor.TYPE_BYTES: ((str,), "must be a JSON string (base64)"),
+    FieldDescriptor.TYPE_BOOL: ((bool,), "must be true or false"),
+    FieldDescriptor.TYPE_ENUM: ((str, int), "must be an enum value name (a string) or number"),
+    **dict.fromkeys(
+        (
+            FieldDescriptor.TYPE_INT32,
+            FieldDescriptor.TYPE_INT64,
+            FieldDescriptor.TYPE_UINT32,
+            FieldDescriptor.TYPE_UINT64,
+            FieldDescriptor.TYPE_SINT32,
+            FieldDescriptor.TYPE_SINT64,
+            FieldDescriptor.TYPE_FIXED32,
+            FieldDescriptor.TYPE_FIXED64,
+            FieldDescriptor.TYPE_SFIXED32,
+            FieldDescriptor.TYPE_SFIXED64,
+            FieldDescriptor.TYPE_DOUBLE,
+            FieldDescriptor.TYPE_FLOAT,
+        ),
+        _NUMBER,
+    ),
+}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_scalar(field: FieldDescriptor, value: Any, path: str) -> None:
+    """A scalar of the JSON type its field takes, as text that is valid Unicode."""
+    accepted, description = _SCALAR_JSON_TYPES.get(field.type, ((object,), ""))
+    if isinstance(value, bool) is not (field.type == FieldDescriptor.TYPE_BOOL) or not isinstance(
+        value, accepted
+    ):
+        raise errors.InvalidArgument.for_field(path, description)
+    if isinstance(value, str):
+        _check_text(value, path, "the value")
+        enum = field.enum_type
+        if enum is not None and value not in enum.values_by_name:
+            raise errors.InvalidArgument.for_field(path, f"must be one of {', '.join(enum.values_by_name)}")
+
+
+def _check_text(value: str, path: str, what: str) -> None:
+    """JSON escapes can spell lone surrogates (`"\\ud800"`), which are not Unicode text and
+    which protobuf refuses. Only `path` names the place: it must stay encodable itself."""
+    if found := _SURROGATE.search(value):
+        raise errors.InvalidArgument.for_field(
+            path,
+            f"must be valid Unicode: {what} holds the unpaired surrogate U+{ord(found.group()):04X} "
+            f"at character {found.start()}",
+        )
 
 
 def _shape_error(path: str, description: str) -> errors.InvalidArgument:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.domain.changes import AgentChanged, KeyRevoked
+from broker.domain.events import EventType
 from broker.domain.model import Agent, AgentStatus, ConnectionState, CreatedWithKey, Page, Principal, Role
 from broker.domain.ports import UnitOfWork
 from broker.domain.selectors import parse_label_selector
@@ -25,6 +26,7 @@ from broker.domain.validation import (
     validate_labels,
 )
 from broker.services import access, checks, paging
+from broker.services.eventing import emit
 from broker.services.idempotency import IdempotentCreate, fingerprint
 from broker.services.keys import issue_key
 
@@ -87,6 +89,7 @@ async def create_agent(
             await uow.agents.add(agent)
             key = await issue_key(uow, Role.AGENT, agent.id, now)
             await request.remember(uow, agent.id, now)
+            await _emit(uow, EventType.AGENT_REGISTERED, actor, agent)
             uow.record(AgentChanged(agent.id))
             await uow.commit()
         return CreatedWithKey(agent, key)
@@ -159,6 +162,10 @@ async def update_agent(uow: UnitOfWork, actor: Principal, agent_id: str, changes
             return agent
         updated = dataclasses.replace(agent, **changes, updated_at=datetime.now(UTC))
         await uow.agents.update(updated)
+        if updated.status is not agent.status:
+            activated = updated.status is AgentStatus.ACTIVE
+            event_type = EventType.AGENT_ACTIVATED if activated else EventType.AGENT_DEACTIVATED
+            await _emit(uow, event_type, actor, updated)
         uow.record(AgentChanged(agent_id))
         await uow.commit()
     return updated
@@ -178,6 +185,7 @@ async def delete_agent(uow: UnitOfWork, actor: Principal, agent_id: str) -> Agen
         deleted = dataclasses.replace(agent, updated_at=now, deleted_at=now)
         await uow.agents.update(deleted)
         await uow.keys.revoke(Role.AGENT, agent_id, now)
+        await _emit(uow, EventType.AGENT_DEREGISTERED, actor, deleted)
         uow.record(AgentChanged(agent_id))
         uow.record(KeyRevoked(Role.AGENT, agent_id))
         await uow.commit()
@@ -198,3 +206,15 @@ async def rotate_agent_key(uow: UnitOfWork, actor: Principal, agent_id: str) -> 
         uow.record(KeyRevoked(Role.AGENT, agent_id))
         await uow.commit()
     return key
+
+
+async def _emit(uow: UnitOfWork, event_type: EventType, actor: Principal, agent: Agent) -> None:
+    await emit(
+        uow,
+        event_type,
+        actor=actor,
+        agent_id=agent.id,
+        labels=agent.labels,
+        payload={"name": agent.name, "cluster_name": agent.cluster_name, "status": agent.status.value},
+        at=agent.updated_at,
+    )

@@ -12,11 +12,13 @@ import uuid
 from datetime import UTC, datetime
 
 from broker.domain.changes import StackChanged
+from broker.domain.events import EventType
 from broker.domain.manifests import checksum, parse_manifests
-from broker.domain.model import DeploymentObject, Page, Principal
+from broker.domain.model import DeploymentObject, Page, Principal, Provenance, Resource, Stack
 from broker.domain.ports import UnitOfWork
 from broker.domain.validation import Violations
 from broker.services import access, checks, paging
+from broker.services.eventing import emit
 from broker.services.idempotency import IdempotentCreate, fingerprint
 from brokkr_common.errors import PermissionDenied, not_found
 
@@ -49,28 +51,61 @@ async def create_deployment_object(
         async with uow:
             if replayed := await request.replay(uow, uow.deployment_objects.get):
                 return replayed
-            await access.owned_stack(uow, actor, stack_id)
-            sequence_id = await uow.stacks.allocate_sequence_id(stack_id)
-            if sequence_id is None:
-                raise access.deleted("stack", stack_id)
+            stack = await access.owned_stack(uow, actor, stack_id)
             now = datetime.now(UTC)
-            deployment_object = DeploymentObject(
-                id=str(uuid.uuid4()),
-                stack_id=stack_id,
-                sequence_id=sequence_id,
-                yaml_content=yaml_content,
-                checksum=content_checksum,
-                is_deletion_marker=False,
-                created_at=now,
-                resources=resources,
+            deployment_object = await append(
+                uow, stack, yaml_content=yaml_content, resources=resources, at=now
             )
-            await uow.deployment_objects.add(deployment_object)
+            sequence_id = deployment_object.sequence_id
             await request.remember(uow, deployment_object.id, now)
-            uow.record(StackChanged(stack_id))
+            await emit(
+                uow,
+                EventType.DEPLOYMENT_OBJECT_CREATED,
+                actor=actor,
+                stack_id=stack_id,
+                deployment_object_id=deployment_object.id,
+                labels=stack.labels,
+                payload={"sequence_id": sequence_id, "checksum": content_checksum},
+                at=now,
+            )
             await uow.commit()
         return deployment_object
 
     return await request.run(attempt)
+
+
+async def append(
+    uow: UnitOfWork,
+    stack: Stack,
+    *,
+    yaml_content: str,
+    resources: tuple[Resource, ...],
+    at: datetime,
+    provenance: Provenance | None = None,
+) -> DeploymentObject:
+    """Store checked content (`parse_manifests` gave `resources`) as the stack's newest deployment
+    object, in the caller's transaction, and note the change for agent sessions.
+
+    Every way of creating a deployment object goes through here (templates too), so numbering and
+    delivery are the same for all. FAILED_PRECONDITION if the stack is deleted.
+    """
+    sequence_id = await uow.stacks.allocate_sequence_id(stack.id)
+    if sequence_id is None:
+        raise access.deleted("stack", stack.id)
+    deployment_object = DeploymentObject(
+        id=str(uuid.uuid4()),
+        stack_id=stack.id,
+        sequence_id=sequence_id,
+        yaml_content=yaml_content,
+        checksum=checksum(yaml_content),
+        is_deletion_marker=False,
+        created_at=at,
+        resources=resources,
+        provenance=provenance,
+    )
+    await uow.deployment_objects.add(deployment_object)
+    uow.record(StackChanged(stack.id, new_version_only=stack.desired is not None))
+    return deployment_object
 
 
 async def get_deployment_object(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.domain.changes import StackChanged
+from broker.domain.events import EventType
 from broker.domain.manifests import checksum
 from broker.domain.model import DeploymentObject, Page, Principal, Role, Stack
 from broker.domain.ports import UnitOfWork
@@ -26,6 +27,7 @@ from broker.domain.validation import (
     validate_labels,
 )
 from broker.services import access, checks, paging
+from broker.services.eventing import emit
 from broker.services.idempotency import IdempotentCreate, fingerprint
 from brokkr_common.errors import PermissionDenied, not_found
 
@@ -92,6 +94,7 @@ async def create_stack(
             stack = Stack(str(uuid.uuid4()), generator_id=owner, created_at=now, updated_at=now, **fields)
             await uow.stacks.add(stack)
             await request.remember(uow, stack.id, now)
+            await _emit(uow, EventType.STACK_CREATED, actor, stack)
             uow.record(StackChanged(stack.id))
             await uow.commit()
         return stack
@@ -178,6 +181,7 @@ async def update_stack(uow: UnitOfWork, actor: Principal, stack_id: str, changes
             return stack
         updated = dataclasses.replace(stack, **changes, updated_at=datetime.now(UTC))
         await uow.stacks.update(updated)
+        await _emit(uow, EventType.STACK_UPDATED, actor, updated, changed=sorted(changes))
         uow.record(StackChanged(stack_id))
         await uow.commit()
     return updated
@@ -206,6 +210,32 @@ async def delete_stack(uow: UnitOfWork, actor: Principal, stack_id: str) -> Stac
         await uow.deployment_objects.add(marker)
         deleted = dataclasses.replace(stack, updated_at=now, deleted_at=now, desired=marker.ref)
         await uow.stacks.update(deleted)
+        await _emit(uow, EventType.STACK_DELETED, actor, deleted)
         uow.record(StackChanged(stack_id))
         await uow.commit()
     return deleted
+
+
+async def _emit(
+    uow: UnitOfWork,
+    event_type: EventType,
+    actor: Principal,
+    stack: Stack,
+    *,
+    changed: list[str] | None = None,
+) -> None:
+    payload: dict[str, Any] = {"name": stack.name, "generator_id": stack.generator_id}
+    if changed is not None:
+        payload["changed_fields"] = changed
+    if stack.desired is not None and stack.deleted_at is not None:
+        payload["deletion_marker_id"] = stack.desired.id
+    await emit(
+        uow,
+        event_type,
+        actor=actor,
+        stack_id=stack.id,
+        deployment_object_id=stack.desired.id if stack.deleted_at is not None and stack.desired else None,
+        labels=stack.labels,
+        payload=payload,
+        at=stack.updated_at,
+    )

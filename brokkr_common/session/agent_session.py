@@ -91,6 +91,8 @@ class Apply:
     apply: tuple[DesiredResource, ...]
     remove: tuple[ResourceKey, ...]
     full_state: bool
+    #: The stack asks for conflicts with other field managers to be forced, not nacked.
+    force_conflicts: bool = False
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,18 @@ class AgentSession:
         base = {} if update.full_state else self._held.get(stack_id, UNKNOWN).resources
         delta = Delta(tuple((r.key, r.content_hash) for r in to_apply), to_remove)
         self._start(nonce, _Work(stack_id, target, apply_delta(base, delta)))
-        return [Apply(nonce, stack_id, update.stack_name, target, to_apply, to_remove, update.full_state)]
+        return [
+            Apply(
+                nonce,
+                stack_id,
+                update.stack_name,
+                target,
+                to_apply,
+                to_remove,
+                update.full_state,
+                update.force_conflicts,
+            )
+        ]
 
     def _on_removal(self, removal: agent_session_pb2.StackRemoval, nonce: str) -> list[Action]:
         stack_id = _addressed(removal.stack_id, nonce, "stack_removal")

@@ -22,6 +22,15 @@ from brokkr_common.session.resource_key import ResourceKey, validate_content_has
 
 _MAX_ID_LENGTH = 64
 
+#: The stack annotation that asks agents to take fields other field managers own (server-side
+#: apply with force) instead of nacking the conflict. Only the exact value "true" asks.
+FORCE_CONFLICTS_ANNOTATION = "brokkr.io/force-conflicts"
+
+
+def asks_force_conflicts(annotations: Mapping[str, str]) -> bool:
+    """Whether a stack with `annotations` asks for forced applies (`FORCE_CONFLICTS_ANNOTATION`)."""
+    return annotations.get(FORCE_CONFLICTS_ANNOTATION) == "true"
+
 
 @dataclass(frozen=True)
 class DeploymentObjectRef:
@@ -67,6 +76,8 @@ class DesiredStack:
     name: str
     deployment_object: DeploymentObjectRef
     resources: tuple[DesiredResource, ...]
+    #: The stack asks the agent to force field-manager conflicts (`asks_force_conflicts`).
+    force_conflicts: bool = False
 
     @cached_property
     def hashes(self) -> Hashes:

@@ -42,7 +42,14 @@ class PlannedUpdate:
     def cache_key(self) -> Hashable:
         """Equal for plans that encode to the same bytes (deployment objects are immutable)."""
         desired = self.desired
-        return (desired.stack_id, desired.name, desired.deployment_object, self.delta, self.full_state)
+        return (
+            desired.stack_id,
+            desired.name,
+            desired.deployment_object,
+            self.delta,
+            self.full_state,
+            desired.force_conflicts,
+        )
 
     def to_proto(self) -> agent_session_pb2.StackUpdate:
         manifests = self.desired.by_key
@@ -58,6 +65,7 @@ class PlannedUpdate:
             ],
             remove=[key.to_proto() for key in self.delta.to_remove],
             full_state=self.full_state,
+            force_conflicts=self.desired.force_conflicts,
         )
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from broker.db.repositories.common import chunks
 from broker.db.tables import UtcDateTime, agents
 from broker.domain.deployments import Heartbeat
 from broker.domain.model import ConnectionState
@@ -45,19 +46,16 @@ class SqlAgentConnectionRepository:
         )
         return result.rowcount == 1
 
-    async def disconnect(self, sessions: Sequence[tuple[str, str]]) -> None:
-        if not sessions:
-            return
-        await self._connection.execute(
-            update(agents)
-            .where(
-                agents.c.id == bindparam("b_agent_id"),
-                agents.c.session_id == bindparam("b_session_id"),
-                _CONNECTED,
+    async def disconnect(self, sessions: Sequence[tuple[str, str]]) -> list[str]:
+        disconnected: list[str] = []
+        for batch in chunks(list(sessions)):
+            disconnected += await self._connection.scalars(
+                update(agents)
+                .where(tuple_(agents.c.id, agents.c.session_id).in_(batch), _CONNECTED)
+                .values(connection_state=ConnectionState.DISCONNECTED.value)
+                .returning(agents.c.id)
             )
-            .values(connection_state=ConnectionState.DISCONNECTED.value),
-            [{"b_agent_id": agent_id, "b_session_id": session_id} for agent_id, session_id in sessions],
-        )
+        return disconnected
 
     async def sessions_on(self, replica: str) -> dict[str, str]:
         rows = await self._connection.execute(
@@ -65,15 +63,18 @@ class SqlAgentConnectionRepository:
         )
         return {agent_id: session_id for agent_id, session_id in rows}
 
-    async def disconnect_silent(self, before: datetime) -> None:
-        await self._connection.execute(
-            update(agents)
-            .where(
-                _CONNECTED,
-                agents.c.connected_at < before,
-                or_(agents.c.last_heartbeat_at.is_(None), agents.c.last_heartbeat_at < before),
+    async def disconnect_silent(self, before: datetime) -> list[str]:
+        return list(
+            await self._connection.scalars(
+                update(agents)
+                .where(
+                    _CONNECTED,
+                    agents.c.connected_at < before,
+                    or_(agents.c.last_heartbeat_at.is_(None), agents.c.last_heartbeat_at < before),
+                )
+                .values(connection_state=ConnectionState.DISCONNECTED.value)
+                .returning(agents.c.id)
             )
-            .values(connection_state=ConnectionState.DISCONNECTED.value)
         )
 
     async def record_heartbeats(self, heartbeats: Sequence[Heartbeat]) -> None:

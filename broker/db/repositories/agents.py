@@ -6,7 +6,7 @@ agent's fields must not overwrite a heartbeat or a connect that committed since 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, insert, select, update
@@ -81,6 +81,9 @@ class SqlAgentRepository:
     async def get(self, agent_id: str) -> Agent | None:
         found = await load_agents(self._connection, select(agents).where(agents.c.id == agent_id))
         return found[0][0] if found else None
+
+    async def labels_of(self, agent_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        return await AGENT_LABELS.load(self._connection, agent_ids)
 
     async def update(self, agent: Agent) -> None:
         await self._connection.execute(

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Table, case, or_, select, update
+from sqlalchemy import ColumnElement, Table, case, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -171,14 +171,37 @@ class SqlDeploymentStatusRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def record_applies(self, reports: Sequence[ApplyReport]) -> None:
+    async def record_applies(self, reports: Sequence[ApplyReport]) -> list[ApplyReport]:
         known = await self._known(reports)
         await self._upsert([_ack(r) for r in known if r.succeeded], _ACK, statuses.c.reported_at)
         await self._upsert([_nack(r) for r in known if not r.succeeded], _NACK, statuses.c.reported_at)
+        return known
 
-    async def record_health(self, reports: Sequence[HealthReport]) -> None:
+    async def record_health(self, reports: Sequence[HealthReport]) -> list[tuple[HealthReport, str | None]]:
         known = await self._known(reports)
+        before = await self._health_of([(r.agent_id, r.stack_id) for r in known])
         await self._upsert([_health(r) for r in known], _HEALTH, statuses.c.health_reported_at)
+        changed = []
+        for report in known:
+            stored, stored_at = before.get((report.agent_id, report.stack_id), (None, None))
+            # A report older than the stored one was not written and changes nothing.
+            if stored != report.health.value and (stored_at is None or stored_at <= report.at):
+                changed.append((report, stored))
+        return changed
+
+    async def _health_of(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str | None, Any]]:
+        """(agent id, stack id) -> (stored health, when it was reported), for the pairs stored."""
+        found: dict[tuple[str, str], tuple[str | None, Any]] = {}
+        for batch in chunks(list(pairs)):
+            rows = await self._connection.execute(
+                select(
+                    statuses.c.agent_id, statuses.c.stack_id, statuses.c.health, statuses.c.health_reported_at
+                ).where(tuple_(statuses.c.agent_id, statuses.c.stack_id).in_(batch))
+            )
+            found.update({(a, s): (health, at) for a, s, health, at in rows})
+        return found
 
     async def record_held(self, agent_id: str, held: Mapping[str, str | None], at: datetime) -> None:
         if not await self._existing(agents, [agent_id]):

@@ -6,7 +6,7 @@ joined in the same query through the (stack_id, sequence_id) unique index, witho
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, insert, select, update
@@ -91,6 +91,9 @@ class SqlStackRepository:
     async def get(self, stack_id: str) -> Stack | None:
         found = await load_stacks(self._connection, STACK_ROWS.where(stacks.c.id == stack_id))
         return found[0][0] if found else None
+
+    async def labels_of(self, stack_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        return await STACK_LABELS.load(self._connection, stack_ids)
 
     async def update(self, stack: Stack) -> None:
         await self._connection.execute(

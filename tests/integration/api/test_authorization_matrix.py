@@ -23,15 +23,21 @@ from brokkr_common.pb.brokkr.v1 import (
     agent_pb2,
     agent_service_pb2_grpc,
     agent_session_service_pb2_grpc,
+    audit_log_service_pb2_grpc,
     auth_service_pb2_grpc,
     deployment_object_pb2,
     deployment_object_service_pb2_grpc,
     deployment_status_service_pb2_grpc,
+    event_service_pb2_grpc,
     generator_pb2,
     generator_service_pb2_grpc,
     stack_pb2,
     stack_service_pb2_grpc,
     target_service_pb2_grpc,
+    template_pb2,
+    template_service_pb2_grpc,
+    webhook_pb2,
+    webhook_service_pb2_grpc,
 )
 from brokkr_common.pb.brokkr.v1 import (
     agent_service_pb2 as agent_api,
@@ -43,6 +49,9 @@ from brokkr_common.pb.brokkr.v1 import (
     agent_session_service_pb2 as session_api,
 )
 from brokkr_common.pb.brokkr.v1 import (
+    audit_log_service_pb2 as audit_api,
+)
+from brokkr_common.pb.brokkr.v1 import (
     auth_service_pb2 as auth_api,
 )
 from brokkr_common.pb.brokkr.v1 import (
@@ -50,6 +59,9 @@ from brokkr_common.pb.brokkr.v1 import (
 )
 from brokkr_common.pb.brokkr.v1 import (
     deployment_status_service_pb2 as status_api,
+)
+from brokkr_common.pb.brokkr.v1 import (
+    event_service_pb2 as event_api,
 )
 from brokkr_common.pb.brokkr.v1 import (
     generator_service_pb2 as generator_api,
@@ -60,6 +72,13 @@ from brokkr_common.pb.brokkr.v1 import (
 from brokkr_common.pb.brokkr.v1 import (
     target_service_pb2 as target_api,
 )
+from brokkr_common.pb.brokkr.v1 import (
+    template_service_pb2 as template_api,
+)
+from brokkr_common.pb.brokkr.v1 import (
+    webhook_service_pb2 as webhook_api,
+)
+from brokkr_common.secretbox import generate_key
 from tests.integration.harness import RunningBroker, running_broker
 
 OK = grpc.StatusCode.OK
@@ -79,6 +98,11 @@ class World:
     s2: str
     d1: str
     keys: dict[str, str | None]
+    #: A system template (no owner) and one owned by G1.
+    t0: str = ""
+    t1: str = ""
+    #: A webhook (admin only).
+    w1: str = ""
 
 
 class Stubs:
@@ -91,6 +115,10 @@ class Stubs:
         self.targets = target_service_pb2_grpc.TargetServiceStub(channel)
         self.auth = auth_service_pb2_grpc.AuthServiceStub(channel)
         self.sessions = agent_session_service_pb2_grpc.AgentSessionServiceStub(channel)
+        self.templates = template_service_pb2_grpc.TemplateServiceStub(channel)
+        self.webhooks = webhook_service_pb2_grpc.WebhookServiceStub(channel)
+        self.events = event_service_pb2_grpc.EventServiceStub(channel)
+        self.audit_logs = audit_log_service_pb2_grpc.AuditLogServiceStub(channel)
 
 
 def _first_session_message(stubs: Stubs, metadata) -> Any:
@@ -101,6 +129,15 @@ def _first_session_message(stubs: Stubs, metadata) -> Any:
         first = next(responses)
         assert first.WhichOneof("message") == "welcome"
         return first
+    finally:
+        responses.cancel()
+
+
+def _first_event(stubs: Stubs, metadata) -> Any:
+    """Watch the whole log (building the world wrote events) and read the first one."""
+    responses = stubs.events.WatchEvents(event_api.WatchEventsRequest(after_event_id="0"), metadata=metadata)
+    try:
+        return next(responses)
     finally:
         responses.cancel()
 
@@ -156,7 +193,25 @@ def build_world(running: RunningBroker, stubs: Stubs, admin_key: str) -> World:
         ),
         metadata=md,
     ).deployment_object
+    t0, t1 = (
+        stubs.templates.CreateTemplate(
+            template_api.CreateTemplateRequest(
+                template=template_pb2.Template(name=_unique("t"), content=MANIFEST, generator_id=owner)
+            ),
+            metadata=md,
+        ).template.id
+        for owner in ("", g1.generator.id)
+    )
+    w1 = stubs.webhooks.CreateWebhook(
+        webhook_api.CreateWebhookRequest(
+            webhook=webhook_pb2.Webhook(url="http://127.0.0.1:9/hook", event_types=["webhook.test"])
+        ),
+        metadata=md,
+    ).webhook.id
     return World(
+        w1=w1,
+        t0=t0,
+        t1=t1,
         g1=g1.generator.id,
         g2=g2.generator.id,
         a1=a1.agent.id,
@@ -451,6 +506,139 @@ ROWS = [
         lambda s, w, md: s.auth.RotateAdminKey(auth_api.RotateAdminKeyRequest(), metadata=md),
         **admin_only(),
     ),
+    # EventService and AuditLogService: admin only.
+    row(
+        "/brokkr.v1.EventService/ListEvents",
+        lambda s, w, md: s.events.ListEvents(event_api.ListEventsRequest(), metadata=md),
+        **admin_only(),
+    ),
+    row(
+        "/brokkr.v1.EventService/WatchEvents",
+        lambda s, w, md: _first_event(s, md),
+        **admin_only(),
+    ),
+    row(
+        "/brokkr.v1.AuditLogService/ListAuditLogs",
+        lambda s, w, md: s.audit_logs.ListAuditLogs(audit_api.ListAuditLogsRequest(), metadata=md),
+        **admin_only(),
+    ),
+    # TemplateService: T0 is a system template, T1 belongs to G1; agents have no access.
+    row(
+        "/brokkr.v1.TemplateService/CreateTemplate",
+        lambda s, w, md: s.templates.CreateTemplate(
+            template_api.CreateTemplateRequest(
+                template=template_pb2.Template(name=_unique("tpl"), content=MANIFEST)
+            ),
+            metadata=md,
+        ),
+        admin=OK,
+        gen_owner=OK,
+        gen_other=OK,
+        agent_self=PD,
+        agent_other=PD,
+    ),
+    row(
+        "/brokkr.v1.TemplateService/GetTemplate",
+        lambda s, w, md: s.templates.GetTemplate(template_api.GetTemplateRequest(id=w.t1), metadata=md),
+        **owner_or_self(),
+    ),
+    row(
+        "/brokkr.v1.TemplateService/GetTemplate",
+        lambda s, w, md: s.templates.GetTemplate(template_api.GetTemplateRequest(id=w.t0), metadata=md),
+        admin=OK,
+        gen_owner=OK,
+        gen_other=OK,
+        agent_self=PD,
+        agent_other=PD,
+    ),
+    row(
+        "/brokkr.v1.TemplateService/ListTemplates",
+        lambda s, w, md: s.templates.ListTemplates(template_api.ListTemplatesRequest(), metadata=md),
+        admin=OK,
+        gen_owner=OK,
+        gen_other=OK,
+        agent_self=PD,
+        agent_other=PD,
+    ),
+    row(
+        "/brokkr.v1.TemplateService/UpdateTemplate",
+        lambda s, w, md: s.templates.UpdateTemplate(
+            template_api.UpdateTemplateRequest(
+                template=template_pb2.Template(id=w.t1, description="changed"),
+                update_mask=field_mask_pb2.FieldMask(paths=["description"]),
+            ),
+            metadata=md,
+        ),
+        **owner_or_self(),
+    ),
+    row(
+        "/brokkr.v1.TemplateService/DeleteTemplate",
+        lambda s, w, md: s.templates.DeleteTemplate(template_api.DeleteTemplateRequest(id=w.t1), metadata=md),
+        **owner_or_self(),
+    ),
+    row(
+        "/brokkr.v1.TemplateService/ListTemplateVersions",
+        lambda s, w, md: s.templates.ListTemplateVersions(
+            template_api.ListTemplateVersionsRequest(id=w.t1), metadata=md
+        ),
+        **owner_or_self(),
+    ),
+    row(
+        "/brokkr.v1.TemplateService/InstantiateTemplate",
+        lambda s, w, md: s.templates.InstantiateTemplate(
+            template_api.InstantiateTemplateRequest(stack_id=w.s1, template_id=w.t1), metadata=md
+        ),
+        **owner_or_self(),
+    ),
+    # WebhookService: admin only.
+    row(
+        "/brokkr.v1.WebhookService/CreateWebhook",
+        lambda s, w, md: s.webhooks.CreateWebhook(
+            webhook_api.CreateWebhookRequest(
+                webhook=webhook_pb2.Webhook(url="http://127.0.0.1:9/new", event_types=["*"], enabled=False)
+            ),
+            metadata=md,
+        ),
+        **admin_only(),
+    ),
+    row(
+        "/brokkr.v1.WebhookService/GetWebhook",
+        lambda s, w, md: s.webhooks.GetWebhook(webhook_api.GetWebhookRequest(id=w.w1), metadata=md),
+        **admin_only(),
+    ),
+    row(
+        "/brokkr.v1.WebhookService/ListWebhooks",
+        lambda s, w, md: s.webhooks.ListWebhooks(webhook_api.ListWebhooksRequest(), metadata=md),
+        **admin_only(),
+    ),
+    row(
+        "/brokkr.v1.WebhookService/UpdateWebhook",
+        lambda s, w, md: s.webhooks.UpdateWebhook(
+            webhook_api.UpdateWebhookRequest(
+                webhook=webhook_pb2.Webhook(id=w.w1, max_attempts=2),
+                update_mask=field_mask_pb2.FieldMask(paths=["max_attempts"]),
+            ),
+            metadata=md,
+        ),
+        **admin_only(),
+    ),
+    row(
+        "/brokkr.v1.WebhookService/DeleteWebhook",
+        lambda s, w, md: s.webhooks.DeleteWebhook(webhook_api.DeleteWebhookRequest(id=w.w1), metadata=md),
+        **admin_only(),
+    ),
+    row(
+        "/brokkr.v1.WebhookService/ListWebhookDeliveries",
+        lambda s, w, md: s.webhooks.ListWebhookDeliveries(
+            webhook_api.ListWebhookDeliveriesRequest(webhook_id=w.w1), metadata=md
+        ),
+        **admin_only(),
+    ),
+    row(
+        "/brokkr.v1.WebhookService/TestWebhook",
+        lambda s, w, md: s.webhooks.TestWebhook(webhook_api.TestWebhookRequest(id=w.w1), metadata=md),
+        **admin_only(),
+    ),
 ]
 
 
@@ -461,7 +649,10 @@ def test_the_matrix_covers_every_rpc_the_broker_serves():
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('matrix') / 'brokkr.db'}"
-    with running_broker(url) as running:
+    # Webhooks need an encryption key. Each world's webhook takes only test events (which go to it
+    # alone) and points at a closed port: its deliveries fail quietly in the background.
+    webhooks = {"encryption_key": generate_key(), "allowed_cidrs": "127.0.0.1/32"}
+    with running_broker(url, webhooks=webhooks) as running:
         running.current_admin_key = running.admin_key
         yield running
 

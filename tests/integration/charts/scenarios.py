@@ -35,6 +35,7 @@ BROKER: dict[str, Values] = {
         "postgresql": {"enabled": True, "persistence": {"enabled": False}, "auth": {"password": "s3cret"}}
     },
     "tls": {"tls": {"certificateSecret": "brokkr-broker-tls"}},
+    "webhooks-to-private-targets": {"config": {"webhooks": {"allowed_cidrs": "10.20.0.0/16,fd00::/8"}}},
     "mtls": {"tls": {"certificateSecret": "brokkr-broker-tls", "clientCA": {"secret": "brokkr-client-ca"}}},
     "autoscaling": {
         **EXTERNAL_DATABASE,

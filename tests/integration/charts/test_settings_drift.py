@@ -64,9 +64,7 @@ BROKER_CHART = Chart(
     path=BROKER,
     settings=dict(settings(BrokerSettings)),
     not_in_chart={},
-    pending={
-        ("webhooks", "encryption_key"): "webhooks arrive in a later issue; the chart already has the Secret"
-    },
+    pending={},
     own_defaults={("log", "format"): "pods have no terminal: JSON for log collectors, not auto"},
 )
 AGENT_CHART = Chart(

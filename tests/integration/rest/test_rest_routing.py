@@ -96,6 +96,15 @@ def test_methods_without_annotations_are_not_routed(routes: rest.RouteTable) -> 
 
 def test_brokkr_routes_build_and_carry_body_and_response_body() -> None:
     table = rest.build_routes(brokkr_files())
+    test = table.resolve("POST", "/api/v1/webhooks/w1:test")
+    assert (test.binding.grpc_path, dict(test.path_params)) == (
+        "/brokkr.v1.WebhookService/TestWebhook",
+        {"id": "w1"},
+    )
+    with pytest.raises(HttpRefusal):  # the same path without the verb is the webhook itself
+        table.resolve("POST", "/api/v1/webhooks/w1")
+    with pytest.raises(errors.NotFound):
+        table.resolve("POST", "/api/v1/webhooks/w1/x:test")
 
     create = table.resolve("POST", "/api/v1/stacks").binding
     rotate = table.resolve("POST", "/api/v1/agents/a1/rotate-pak").binding
@@ -112,7 +121,7 @@ def test_brokkr_routes_build_and_carry_body_and_response_body() -> None:
 @pytest.mark.parametrize(
     ("request_type", "rule", "other_rule", "complaint"),
     [
-        ("Req", 'get: "/v1/things/{id}:cancel"', 'get: "/v1/other"', "custom verbs (':cancel')"),
+        ("Req", 'get: "/v1/things/{id}:"', 'get: "/v1/other"', "custom verb ':' is not a plain literal"),
         ("Req", 'get: "/v1/things/*"', 'get: "/v1/other"', "not a plain literal"),
         ("Req", 'get: "/v1/**"', 'get: "/v1/other"', "not a plain literal"),
         ("Req", 'get: "/v1/{name=things/*}"', 'get: "/v1/other"', "pattern 'things/*' is not supported"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.domain.changes import AgentChanged, KeyRevoked
+from broker.domain.changes import AgentChanged, EventsAppended, KeyRevoked
 from broker.domain.model import ADMIN, AgentStatus, ConnectionState, Role
 from broker.services import agents
 from brokkr_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
@@ -73,7 +73,7 @@ async def test_activation_and_label_changes_are_stored_and_announced(database, b
     read = await agents.get_agent(database.uow_factory()(), ADMIN, agent.id)
     assert read == updated and read.status is AgentStatus.ACTIVE
     assert (dict(read.labels), dict(read.annotations)) == ({"env": "prod"}, {"note": "hi"})
-    assert published == [AgentChanged(agent.id)]
+    assert published == [EventsAppended(), AgentChanged(agent.id)]  # agent.activated, then the change
 
 
 async def test_a_bad_status_is_a_field_violation(uow_factory, build: Builder):
@@ -92,7 +92,7 @@ async def test_deleting_an_agent_announces_it_and_its_revoked_key(database, buil
     agent = await build.agent()
     deleted = await agents.delete_agent(database.uow_factory(on_commit)(), ADMIN, agent.id)
     assert deleted.deleted_at is not None
-    assert published == [AgentChanged(agent.id), KeyRevoked(Role.AGENT, agent.id)]
+    assert published == [EventsAppended(), AgentChanged(agent.id), KeyRevoked(Role.AGENT, agent.id)]
     with pytest.raises(FailedPrecondition) as raised:
         await agents.update_agent(database.uow_factory()(), ADMIN, agent.id, {"labels": {}})
     assert raised.value.reason == "AGENT_DELETED"

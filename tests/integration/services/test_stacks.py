@@ -6,7 +6,7 @@ from datetime import UTC
 
 import pytest
 
-from broker.domain.changes import StackChanged
+from broker.domain.changes import EventsAppended, StackChanged
 from broker.domain.model import ADMIN
 from broker.services import deployment_objects, generators, stacks
 from brokkr_common.errors import (
@@ -219,4 +219,4 @@ async def test_writes_record_a_stack_change_only_once_committed(database, build:
     await stacks.update_stack(uow(), ADMIN, stack.id, {"description": "new"})
     with pytest.raises(InvalidArgument):
         await stacks.update_stack(uow(), ADMIN, stack.id, {"name": "Bad Name"})
-    assert published == [StackChanged(stack.id)]
+    assert published == [EventsAppended(), StackChanged(stack.id)]  # stack.updated, then the change

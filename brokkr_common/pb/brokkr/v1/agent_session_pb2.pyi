@@ -170,20 +170,22 @@ class Welcome(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., agent_name: _Optional[str] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., heartbeat_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., session_id: _Optional[str] = ..., replica_name: _Optional[str] = ...) -> None: ...
 
 class StackUpdate(_message.Message):
-    __slots__ = ("stack_id", "stack_name", "deployment_object", "apply", "remove", "full_state")
+    __slots__ = ("stack_id", "stack_name", "deployment_object", "apply", "remove", "full_state", "force_conflicts")
     STACK_ID_FIELD_NUMBER: _ClassVar[int]
     STACK_NAME_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_OBJECT_FIELD_NUMBER: _ClassVar[int]
     APPLY_FIELD_NUMBER: _ClassVar[int]
     REMOVE_FIELD_NUMBER: _ClassVar[int]
     FULL_STATE_FIELD_NUMBER: _ClassVar[int]
+    FORCE_CONFLICTS_FIELD_NUMBER: _ClassVar[int]
     stack_id: str
     stack_name: str
     deployment_object: _stack_pb2.DeploymentObjectRef
     apply: _containers.RepeatedCompositeFieldContainer[ResourceManifest]
     remove: _containers.RepeatedCompositeFieldContainer[_deployment_object_pb2.ResourceKey]
     full_state: bool
-    def __init__(self, stack_id: _Optional[str] = ..., stack_name: _Optional[str] = ..., deployment_object: _Optional[_Union[_stack_pb2.DeploymentObjectRef, _Mapping]] = ..., apply: _Optional[_Iterable[_Union[ResourceManifest, _Mapping]]] = ..., remove: _Optional[_Iterable[_Union[_deployment_object_pb2.ResourceKey, _Mapping]]] = ..., full_state: _Optional[bool] = ...) -> None: ...
+    force_conflicts: bool
+    def __init__(self, stack_id: _Optional[str] = ..., stack_name: _Optional[str] = ..., deployment_object: _Optional[_Union[_stack_pb2.DeploymentObjectRef, _Mapping]] = ..., apply: _Optional[_Iterable[_Union[ResourceManifest, _Mapping]]] = ..., remove: _Optional[_Iterable[_Union[_deployment_object_pb2.ResourceKey, _Mapping]]] = ..., full_state: _Optional[bool] = ..., force_conflicts: _Optional[bool] = ...) -> None: ...
 
 class ResourceManifest(_message.Message):
     __slots__ = ("key", "content_hash", "manifest")

@@ -3,12 +3,18 @@
 The stream layer (`broker.stream`) authenticates the agent and drives the protocol; these use cases
 are its data source. They record the agent's connection (only its newest session may change it, so
 replicas do not fight over an agent that moved), read what the agent should hold (the targeting rule
-over live stacks, newest deployment object each, nothing for an INACTIVE or deleted agent), and
-store what agents report, in batches, keeping the newest report per agent x stack.
+of `services.targeting` over live stacks, nothing for an INACTIVE or deleted agent), and store what
+agents report, in batches, keeping the newest report per agent x stack.
+
+What an agent should hold is read as stacks carrying a reference to their newest deployment object,
+not the deployment objects themselves: deployment objects are immutable, so the stream layer keeps
+the ones it has seen and loads (`deployment_objects`) only those it has not, once per replica.
 
 No authorisation here: the caller has authenticated the agent itself. Nothing here records a
 `Change` either: connection writes happen at every connect and heartbeat, and fanning them out to
-every session would cost far more than it tells.
+every session would cost far more than it tells. Events are written, in the same transactions:
+agent.connected and agent.disconnected, deployment.applied and deployment.failed for every ack and
+nack, and health.changed when an agent x stack's health state differs from the one stored.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from broker.domain.deployments import ApplyReport, HealthReport, Heartbeat, Report
-from broker.domain.model import Agent, AgentStatus, ConnectionState, DeploymentObject, Stack
+from broker.domain.deployments import ApplyReport, HealthReport, HealthState, Heartbeat, Report
+from broker.domain.events import EventType
+from broker.domain.model import Agent, ConnectionState, DeploymentObject, Principal, Role, Stack
 from broker.domain.ports import UnitOfWork
-from broker.domain.targeting import match
-from broker.services import access
+from broker.services import access, targeting
+from broker.services.eventing import emit
 from brokkr_common.errors import not_found
 
 R = TypeVar("R", ApplyReport, HealthReport, Heartbeat)
@@ -34,9 +41,8 @@ class SessionStart:
     """What a new session starts from: the agent, what it should hold, and what it nacked last."""
 
     agent: Agent
-    #: Each stack reaching the agent that has a deployment object, with the newest one (resources
-    #: included), in stack name order.
-    desired: list[tuple[Stack, DeploymentObject]]
+    #: Each stack reaching the agent that has a deployment object (`Stack.desired`), by name.
+    desired: list[Stack]
     #: Stack id -> the deployment object the agent last nacked there, not to be resent.
     parked: dict[str, str]
 
@@ -45,9 +51,9 @@ class SessionStart:
 class StackReach:
     """A stack as sessions must see it now."""
 
+    #: None if there is no such stack. `desired` refers to its newest deployment object (a deletion
+    #: marker once the stack is deleted).
     stack: Stack | None
-    #: The newest deployment object with its resources (a deletion marker once the stack is deleted).
-    deployment_object: DeploymentObject | None
     #: The ACTIVE agents the stack reaches; none once it is deleted.
     agent_ids: frozenset[str]
 
@@ -71,6 +77,15 @@ async def open_session(
         )
         desired = await _desired(uow, agent)
         parked = await uow.deployment_statuses.parked(agent_id)
+        await emit(
+            uow,
+            EventType.AGENT_CONNECTED,
+            actor=_agent(agent_id),
+            agent_id=agent_id,
+            labels=agent.labels,
+            payload={"session_id": session_id, "replica": replica, "peer": peer},
+            at=now,
+        )
         await uow.commit()
     return SessionStart(
         dataclasses.replace(agent, connection_state=ConnectionState.CONNECTED), desired, parked
@@ -89,10 +104,12 @@ async def record_hello(
         await uow.commit()
 
 
-async def close_session(uow: UnitOfWork, agent_id: str, session_id: str) -> None:
-    """Record the agent DISCONNECTED, if this session is still its current one."""
+async def close_sessions(uow: UnitOfWork, ended: Sequence[tuple[str, str]]) -> None:
+    """Record DISCONNECTED each agent of these (agent id, session id) pairs whose current session
+    it still is, in one transaction (a replica shutting down ends thousands at once)."""
     async with uow:
-        await uow.agent_connections.disconnect([(agent_id, session_id)])
+        disconnected = await uow.agent_connections.disconnect(ended)
+        await _disconnected(uow, disconnected, "stream ended")
         await uow.commit()
 
 
@@ -120,13 +137,48 @@ async def record_reports(uow: UnitOfWork, reports: Sequence[Report]) -> None:
     health = _newest((r for r in reports if isinstance(r, HealthReport)), pair)
     heartbeats = _newest((r for r in reports if isinstance(r, Heartbeat)), lambda r: r.agent_id)
     async with uow:
-        await uow.deployment_statuses.record_applies(applies)
-        await uow.deployment_statuses.record_health(health)
+        applied = await uow.deployment_statuses.record_applies(applies)
+        changed = await uow.deployment_statuses.record_health(health)
         await uow.agent_connections.record_heartbeats(heartbeats)
+        labels = await uow.stacks.labels_of(
+            list({r.stack_id for r in applied} | {r.stack_id for r, _ in changed})
+        )
+        for report in applied:
+            await emit(
+                uow,
+                EventType.DEPLOYMENT_APPLIED if report.succeeded else EventType.DEPLOYMENT_FAILED,
+                actor=_agent(report.agent_id),
+                agent_id=report.agent_id,
+                stack_id=report.stack_id,
+                deployment_object_id=report.deployment_object_id,
+                labels=labels[report.stack_id],
+                payload=_apply_payload(report),
+                at=report.at,
+            )
+        for report, previous in changed:
+            await emit(
+                uow,
+                EventType.HEALTH_CHANGED,
+                actor=_agent(report.agent_id),
+                agent_id=report.agent_id,
+                stack_id=report.stack_id,
+                deployment_object_id=report.deployment_object_id,
+                labels=labels[report.stack_id],
+                payload={
+                    "health": report.health.value,
+                    "previous": previous,
+                    "unhealthy_resources": [
+                        {"key": r.key, "health": r.health.value, "reason": r.reason}
+                        for r in report.resources
+                        if r.health is not HealthState.HEALTHY
+                    ][:_MAX_LISTED],
+                },
+                at=report.at,
+            )
         await uow.commit()
 
 
-async def desired_for_agent(uow: UnitOfWork, agent_id: str) -> list[tuple[Stack, DeploymentObject]] | None:
+async def desired_for_agent(uow: UnitOfWork, agent_id: str) -> list[Stack] | None:
     """What the agent should hold now, as in `SessionStart.desired`; None if it was deleted."""
     async with uow:
         agent = await uow.agents.get(agent_id)
@@ -136,21 +188,27 @@ async def desired_for_agent(uow: UnitOfWork, agent_id: str) -> list[tuple[Stack,
 
 
 async def stack_reach(uow: UnitOfWork, stack_id: str) -> StackReach:
-    """The stack, its newest deployment object and the agents it reaches now."""
+    """The stack, with a reference to its newest deployment object, and the agents it reaches now."""
     async with uow:
         stack = await uow.stacks.get(stack_id)
         if stack is None:
-            return StackReach(None, None, frozenset())
-        deployment_object = await uow.deployment_objects.get(stack.desired.id) if stack.desired else None
-        if stack.deleted_at is not None:
-            return StackReach(stack, deployment_object, frozenset())
-        candidates = await uow.targeting.agent_candidates(stack)
-    reached = frozenset(
-        c.agent.id
-        for c in candidates
-        if match(c.agent, stack, explicit=c.explicit, agent_generator_ids=c.generator_ids) is not None
-    )
-    return StackReach(stack, deployment_object, reached)
+            return StackReach(None, frozenset())
+        reached = await targeting.agents_reached(uow, stack)
+    return StackReach(stack, frozenset(candidate.agent.id for candidate, _ in reached))
+
+
+async def stack(uow: UnitOfWork, stack_id: str) -> Stack | None:
+    """The stack, with a reference to its newest deployment object; None if there is none."""
+    async with uow:
+        return await uow.stacks.get(stack_id)
+
+
+async def deployment_objects(uow: UnitOfWork, ids: Sequence[str]) -> Mapping[str, DeploymentObject]:
+    """The deployment objects with these ids, resources included; unknown ids are left out."""
+    if not ids:
+        return {}
+    async with uow:
+        return await uow.deployment_objects.get_many(ids)
 
 
 async def mark_stale_sessions(
@@ -171,24 +229,54 @@ async def mark_stale_sessions(
     live = set(live_session_ids)
     async with uow:
         recorded = await uow.agent_connections.sessions_on(replica)
-        await uow.agent_connections.disconnect([(a, s) for a, s in recorded.items() if s not in live])
-        await uow.agent_connections.disconnect_silent(now - timedelta(seconds=heartbeat_timeout))
+        lost = await uow.agent_connections.disconnect([(a, s) for a, s in recorded.items() if s not in live])
+        silent = await uow.agent_connections.disconnect_silent(now - timedelta(seconds=heartbeat_timeout))
+        # Events last: on PostgreSQL the first one takes the event log's lock until commit.
+        await _disconnected(uow, lost, "session lost by its replica")
+        await _disconnected(uow, silent, "heartbeats stopped")
         await uow.commit()
 
 
-async def _desired(uow: UnitOfWork, agent: Agent) -> list[tuple[Stack, DeploymentObject]]:
-    """Inside a transaction: the stacks reaching the agent with their newest deployment object."""
-    if agent.status is not AgentStatus.ACTIVE:
-        return []
-    generator_ids = await uow.registrations.generator_ids(agent.id)
-    stacks = [
-        c.stack
-        for c in await uow.targeting.stack_candidates(agent)
-        if c.stack.desired is not None
-        and match(agent, c.stack, explicit=c.explicit, agent_generator_ids=generator_ids) is not None
-    ]
-    found = await uow.deployment_objects.get_many([stack.desired.id for stack in stacks if stack.desired])
-    return [(stack, found[stack.desired.id]) for stack in stacks if stack.desired]
+async def _desired(uow: UnitOfWork, agent: Agent) -> list[Stack]:
+    """Inside a transaction: the stacks reaching the agent that have a deployment object."""
+    return [stack for stack, _ in await targeting.stacks_reaching(uow, agent) if stack.desired is not None]
+
+
+#: At most this many resources are listed in an event's payload; the API has them all.
+_MAX_LISTED = 20
+
+
+def _agent(agent_id: str) -> Principal:
+    """The agent as the actor of what it reports."""
+    return Principal(Role.AGENT, agent_id, agent_id)
+
+
+async def _disconnected(uow: UnitOfWork, agent_ids: Sequence[str], why: str) -> None:
+    labels = await uow.agents.labels_of(agent_ids)
+    for agent_id in agent_ids:
+        await emit(
+            uow,
+            EventType.AGENT_DISCONNECTED,
+            actor=None,
+            agent_id=agent_id,
+            labels=labels[agent_id],
+            payload={"reason": why},
+        )
+
+
+def _apply_payload(report: ApplyReport) -> dict[str, object]:
+    if report.succeeded:
+        outcomes: dict[str, int] = {}
+        for resource in report.resources:
+            outcomes[resource.outcome.lower()] = outcomes.get(resource.outcome.lower(), 0) + 1
+        return {"removed": report.deployment_object_id is None, "resources": outcomes}
+    return {
+        "code": report.error_code,
+        "message": report.error_message,
+        "failed_resources": [
+            {"key": r.key, "message": r.message} for r in report.resources if r.outcome == "FAILED"
+        ][:_MAX_LISTED],
+    }
 
 
 def _newest(reports: Iterable[R], key: Callable[[R], Hashable]) -> list[R]:

@@ -8,7 +8,7 @@ cheap at 10,000 agents. Deleted stacks and agents, and INACTIVE agents, are neve
 from __future__ import annotations
 
 from broker.domain.model import Agent, AgentStatus, Principal, Role, Stack, TargetMatch
-from broker.domain.ports import UnitOfWork
+from broker.domain.ports import AgentCandidate, UnitOfWork
 from broker.domain.targeting import match
 from broker.domain.validation import Violations
 from broker.services import access, checks
@@ -21,7 +21,7 @@ async def stacks_for_agent(uow: UnitOfWork, agent_id: str) -> list[tuple[Stack, 
     """
     async with uow:
         agent = await uow.agents.get(agent_id)
-        return await _stacks_reaching(uow, agent) if agent is not None else []
+        return await stacks_reaching(uow, agent) if agent is not None else []
 
 
 async def list_agent_stacks(
@@ -33,7 +33,7 @@ async def list_agent_stacks(
     violations.raise_if_any()
     async with uow:
         agent = await access.readable_agent(uow, actor, agent_id)
-        reached = await _stacks_reaching(uow, agent)
+        reached = await stacks_reaching(uow, agent)
     if actor.role is Role.GENERATOR:
         reached = [(stack, why) for stack, why in reached if stack.generator_id == actor.id]
     return reached
@@ -51,22 +51,16 @@ async def list_stack_agents(
     violations.raise_if_any()
     async with uow:
         stack = await access.owned_stack(uow, actor, stack_id)
-        if stack.deleted_at is not None:
-            return []
-        candidates = await uow.targeting.agent_candidates(stack)
-    reached = []
-    for candidate in candidates:
-        if actor.role is Role.GENERATOR and actor.id not in candidate.generator_ids:
-            continue
-        why = match(
-            candidate.agent, stack, explicit=candidate.explicit, agent_generator_ids=candidate.generator_ids
-        )
-        if why is not None:
-            reached.append((candidate.agent, why))
-    return reached
+        reached = await agents_reached(uow, stack)
+    return [
+        (candidate.agent, why)
+        for candidate, why in reached
+        if actor.role is not Role.GENERATOR or actor.id in candidate.generator_ids
+    ]
 
 
-async def _stacks_reaching(uow: UnitOfWork, agent: Agent) -> list[tuple[Stack, TargetMatch]]:
+async def stacks_reaching(uow: UnitOfWork, agent: Agent) -> list[tuple[Stack, TargetMatch]]:
+    """Inside a transaction: the stacks reaching `agent`, ordered by name, with the reason for each."""
     if agent.deleted_at is not None or agent.status is not AgentStatus.ACTIVE:
         return []
     candidates = await uow.targeting.stack_candidates(agent)
@@ -76,4 +70,19 @@ async def _stacks_reaching(uow: UnitOfWork, agent: Agent) -> list[tuple[Stack, T
         why = match(agent, candidate.stack, explicit=candidate.explicit, agent_generator_ids=generator_ids)
         if why is not None:
             reached.append((candidate.stack, why))
+    return reached
+
+
+async def agents_reached(uow: UnitOfWork, stack: Stack) -> list[tuple[AgentCandidate, TargetMatch]]:
+    """Inside a transaction: the ACTIVE agents `stack` reaches, with the reason for each; none once
+    it is deleted. The candidate carries the agent's registrations, for callers that filter on them."""
+    if stack.deleted_at is not None:
+        return []
+    reached = []
+    for candidate in await uow.targeting.agent_candidates(stack):
+        why = match(
+            candidate.agent, stack, explicit=candidate.explicit, agent_generator_ids=candidate.generator_ids
+        )
+        if why is not None:
+            reached.append((candidate, why))
     return reached

@@ -90,6 +90,7 @@ class AgentSessionServicer:
             self._recorder,
         )
         live.stacks.update(opened.desired, opened.parked)
+        live.wanted.update(opened.desired)
         structlog.contextvars.bind_contextvars(agent=opened.agent.name, session=session_id)
         self._hub.register(live, opened)
         reader = asyncio.create_task(self._read(live, requests), name=f"session-reader-{session_id}")

@@ -5,6 +5,11 @@ The database is the only shared state (DESIGN.md): a change committed anywhere a
 re-reads what the affected agents should hold, and hands it to their `BrokerSession`s, which decide
 what to send. A periodic sweep re-reads everything for every local session, so a missed
 notification costs at most one sweep interval.
+
+The common change, a new version of a stack that already had one, reaches the same agents as the
+version before: the hub then reads the stack alone and tells the sessions that hold it, instead of
+asking the database which agents the stack reaches. Versions are read once per replica
+(`DesiredStacks`), not once per agent.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from broker.domain import deployments
 from broker.domain.changes import AgentChanged, Change, KeyRevoked, StackChanged, TargetingChanged
-from broker.domain.model import Agent, DeploymentObject, Role, Stack
+from broker.domain.model import Agent, Role, Stack
 from broker.domain.ports import UnitOfWorkFactory
 from broker.services import sessions
 from broker.stream.desired import DesiredStacks
@@ -93,6 +98,8 @@ class LiveSession:
     created_at: Mapping[str, datetime] = field(default_factory=dict)
     #: Stacks this session may hold or has been told about; changes to others cannot concern it.
     stacks: set[str] = field(default_factory=set)
+    #: Stacks the agent should hold now (a version, not a removal).
+    wanted: set[str] = field(default_factory=set)
     ended: bool = False
 
     async def carry_out(self, actions: Iterable[machine.Action]) -> None:
@@ -104,8 +111,11 @@ class LiveSession:
     def set_desired(self, stack_id: str, desired: DesiredStack | None) -> None:
         if desired is not None:
             self.stacks.add(stack_id)
+            self.wanted.add(stack_id)
         elif stack_id not in self.stacks:
             return
+        else:
+            self.wanted.discard(stack_id)
         for action in self.session.set_desired(stack_id, desired):
             self._carry_out(action)
 
@@ -219,12 +229,13 @@ class SessionHub:
         replica_name: str,
         registry: CollectorRegistry,
         heartbeat_timeout: float,
+        max_opening: int = 8,
+        max_waiting: int = 256,
     ) -> None:
         self._uow = uow
         self._recorder = recorder
         self._replica = replica_name
         self._desired = DesiredStacks()
-        self._created_at: dict[str, datetime] = {}
         self._sessions: dict[str, LiveSession] = {}
         self._heartbeat_timeout = heartbeat_timeout
         self._changes: asyncio.Queue[tuple[Change, ...] | None] = asyncio.Queue()
@@ -233,6 +244,14 @@ class SessionHub:
         self._opening: set[str] = set()
         #: Counts fan-outs, so a session opened meanwhile knows it may have missed one.
         self._fan_outs = 0
+        #: Admission control: at most `max_opening` sessions read the database at once, at most
+        #: `max_waiting` wait for their turn, the others are told at once to come back later.
+        self._open_slots = asyncio.Semaphore(max_opening)
+        self._max_waiting = max_waiting
+        self._waiting = 0
+        #: Ended sessions whose disconnect is still to be written, written in batches.
+        self._ended: list[tuple[str, str]] = []
+        self._writing_ended: asyncio.Task[None] | None = None
         self.metrics = SessionMetrics(registry)
 
     @property
@@ -240,16 +259,42 @@ class SessionHub:
         return self._sessions
 
     async def open(self, agent_id: str, *, session_id: str, peer: str) -> Opened:
+        """Record the session opened and read what it starts from.
+
+        After a broker restart thousands of agents connect at once. Reading for all of them at
+        the same time would queue them on the database pool until their calls time out, burning
+        the CPU on work that is thrown away; so opens take turns, and beyond a bounded queue an
+        agent is refused at once with RESOURCE_EXHAUSTED and a retry delay (its jittered backoff
+        spreads the storm out).
+        """
+        if self._waiting >= self._max_waiting:
+            raise ResourceExhausted(
+                "too many agents are connecting to this broker; retry shortly",
+                reason="TOO_MANY_SESSIONS_OPENING",
+                retry_after_seconds=1.0,
+            )
+        self._waiting += 1
+        try:
+            await self._open_slots.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            return await self._open(agent_id, session_id=session_id, peer=peer)
+        finally:
+            self._open_slots.release()
+
+    async def _open(self, agent_id: str, *, session_id: str, peer: str) -> Opened:
         self._opening.add(session_id)
         try:
             fan_outs = self._fan_outs
             start = await sessions.open_session(
                 self._uow(), agent_id, session_id=session_id, replica=self._replica, peer=peer
             )
+            desired = await self._resolve(start.desired)
         except BaseException:
             self._opening.discard(session_id)
             raise
-        return Opened(start.agent, self._desired_map(start.desired), dict(start.parked), fan_outs)
+        return Opened(start.agent, desired, dict(start.parked), fan_outs)
 
     def register(self, live: LiveSession, opened: Opened) -> None:
         """Make the session live. If changes were fanned out while it was being opened, it may have
@@ -257,7 +302,7 @@ class SessionHub:
         self._opening.discard(live.session_id)
         live.hub = self
         live.metrics = self.metrics
-        live.created_at = self._created_at
+        live.created_at = self._desired.created_at
         previous = self._sessions.get(live.agent_id)
         if previous is not None:
             previous.end(
@@ -287,15 +332,25 @@ class SessionHub:
         if self._sessions.get(live.agent_id) is live:
             del self._sessions[live.agent_id]
         self.metrics.connected.set(len(self._sessions))
-        task = asyncio.create_task(self._record_disconnect(live), name="record-disconnect")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._ended.append((live.agent_id, live.session_id))
+        if self._writing_ended is None:
+            task = asyncio.create_task(self._record_disconnects(), name="record-disconnects")
+            self._writing_ended = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _record_disconnect(self, live: LiveSession) -> None:
+    async def _record_disconnects(self) -> None:
+        """Write the ended sessions' disconnects, all that ended meanwhile in one transaction."""
         try:
-            await sessions.close_session(self._uow(), live.agent_id, live.session_id)
-        except BrokkrError as error:
-            log.warning("recording a disconnect failed", agent=live.agent_id, error=error.message)
+            await asyncio.sleep(0.05)  # streams end in bursts (a shutdown, a network split)
+            while self._ended:
+                ended, self._ended = self._ended, []
+                try:
+                    await sessions.close_sessions(self._uow(), ended)
+                except BrokkrError as error:  # the sweep marks them disconnected later
+                    log.warning("recording disconnects failed", agents=len(ended), error=error.message)
+        finally:
+            self._writing_ended = None
 
     async def publish(self, changes: tuple[Change, ...]) -> None:
         """Hand over committed changes (after commit on SQLite, on NOTIFY on PostgreSQL) without
@@ -312,10 +367,15 @@ class SessionHub:
 
     async def on_changes(self, changes: tuple[Change, ...]) -> None:
         """React to committed changes: re-read what the affected local sessions should hold."""
+        relevant = [c for c in dict.fromkeys(changes) if isinstance(c, _SESSION_CHANGES)]
+        if not relevant:  # e.g. only events appended, which concern event watchers
+            return
         self._fan_outs += 1
         agents: set[str] = set()
-        for change in dict.fromkeys(changes):
+        for change in relevant:
             match change:
+                case StackChanged(stack_id=stack_id, new_version_only=True):
+                    await self._new_version(stack_id)
                 case StackChanged(stack_id=stack_id):
                     await self._stack_changed(stack_id)
                 case AgentChanged(agent_id=agent_id) | TargetingChanged(agent_id=agent_id):
@@ -336,7 +396,7 @@ class SessionHub:
         if found is None:
             live.end(FailedPrecondition("the agent was deleted", reason="AGENT_DELETED"))
             return
-        desired = self._desired_map(found)
+        desired = await self._resolve(found)
         for stack_id in set(live.stacks) | set(desired):
             live.set_desired(stack_id, desired.get(stack_id))
 
@@ -384,23 +444,42 @@ class SessionHub:
 
     async def _stack_changed(self, stack_id: str) -> None:
         reach = await sessions.stack_reach(self._uow(), stack_id)
-        desired = None
-        if reach.stack is not None and reach.deployment_object is not None:
-            desired = self._desired_of(reach.stack, reach.deployment_object)
+        desired = (await self._resolve([reach.stack])).get(stack_id) if reach.stack else None
         for agent_id, live in list(self._sessions.items()):
             live.set_desired(stack_id, desired if agent_id in reach.agent_ids else None)
 
-    def _desired_map(self, found: Iterable[tuple[Stack, DeploymentObject]]) -> dict[str, DesiredStack]:
+    async def _new_version(self, stack_id: str) -> None:
+        """A stack that had a version has a newer one: the sessions wanting it get that one."""
+        stack = await sessions.stack(self._uow(), stack_id)
+        if stack is None:
+            return
+        desired = (await self._resolve([stack])).get(stack_id)
+        for live in list(self._sessions.values()):
+            if stack_id in live.wanted:
+                live.set_desired(stack_id, desired)
+
+    async def _resolve(self, stacks: Iterable[Stack]) -> dict[str, DesiredStack]:
+        """What an agent should hold of each stack (those with nothing to hold left out), loading
+        only the versions this replica has not seen yet."""
+        stacks = list(stacks)
+        if missing := self._desired.missing(stacks):
+            loaded = await sessions.deployment_objects(self._uow(), missing)
+            for stack in stacks:
+                if stack.desired is not None and stack.desired.id in loaded:
+                    self._desired.add(stack, loaded[stack.desired.id])
         desired = {}
-        for stack, deployment_object in found:
-            stack_desired = self._desired_of(stack, deployment_object)
+        for stack in stacks:
+            try:
+                stack_desired = self._desired.get(stack)
+            except KeyError:  # its version vanished meanwhile; the next change or sweep tells
+                continue
             if stack_desired is not None:
                 desired[stack.id] = stack_desired
         return desired
 
-    def _desired_of(self, stack: Stack, deployment_object: DeploymentObject) -> DesiredStack | None:
-        self._created_at.setdefault(deployment_object.id, deployment_object.created_at)
-        return self._desired.of(stack, deployment_object)
+
+#: The changes agent sessions react to.
+_SESSION_CHANGES = (StackChanged, AgentChanged, TargetingChanged, KeyRevoked)
 
 
 def _key(key: object) -> str:

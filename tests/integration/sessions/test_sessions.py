@@ -168,6 +168,24 @@ async def test_first_connect_gets_full_state_then_only_deltas(world: World):
         await _stop(client, task)
 
 
+async def test_a_stacks_first_version_and_its_next_reach_a_connected_agent(world: World):
+    # The first version of a stack must be sent to every agent the stack reaches; later versions
+    # only to the sessions holding the stack (the hub's shortcut). Both while the agent is connected.
+    runtime = RecordingRuntime()
+    client = world.client(runtime)
+    task = await _connected(client)
+    try:
+        world.submit(configmap("one"))
+        first = await runtime.next_work()
+        assert isinstance(first, machine.Apply) and first.deployment_object.sequence_id == 1
+        world.submit(configmap("one", "changed"))
+        second = await runtime.next_work()
+        assert isinstance(second, machine.Apply) and second.deployment_object.sequence_id == 2
+        assert _names(second) == {"one"}
+    finally:
+        await _stop(client, task)
+
+
 async def test_resume_without_changes_sends_nothing_and_after_a_change_only_the_change(world: World):
     world.submit(configmap("one") + "---\n" + configmap("two"))
     runtime = RecordingRuntime()

@@ -51,7 +51,7 @@ async def test_an_open_session_shows_the_agent_connected_and_closing_it_disconne
         "1.4.2",
     )
 
-    await sessions.close_session(uow_factory(), agent.id, session_id)
+    await sessions.close_sessions(uow_factory(), [(agent.id, session_id)])
     assert await _state(uow_factory, agent) is ConnectionState.DISCONNECTED
 
 
@@ -63,14 +63,14 @@ async def test_an_older_session_ending_leaves_the_agents_newer_session_connected
     new = await connect(agent, replica="broker-1")
     await sessions.record_hello(uow_factory(), agent.id, new, agent_version="2.0.0", held={})
 
-    await sessions.close_session(uow_factory(), agent.id, old)
+    await sessions.close_sessions(uow_factory(), [(agent.id, old)])
     await sessions.record_hello(uow_factory(), agent.id, old, agent_version="1.0.0", held={})
 
     assert await _state(uow_factory, agent) is ConnectionState.CONNECTED
     async with database.engine.connect() as connection:
         row = (await connection.execute(select(agents_table).where(agents_table.c.id == agent.id))).one()
     assert (row.replica, row.agent_version) == ("broker-1", "2.0.0")
-    await sessions.close_session(uow_factory(), agent.id, new)
+    await sessions.close_sessions(uow_factory(), [(agent.id, new)])
     assert await _state(uow_factory, agent) is ConnectionState.DISCONNECTED
 
 

@@ -1,5 +1,6 @@
-"""What a session must deliver, on both backends: for an agent, the newest version (resources
-included) of every live stack reaching it; for a stack, the ACTIVE agents it reaches now."""
+"""What a session must deliver, on both backends: for an agent, the newest version of every live
+stack reaching it (loaded with its resources only when asked); for a stack, the ACTIVE agents it
+reaches now."""
 
 from __future__ import annotations
 
@@ -29,11 +30,13 @@ async def test_an_agent_should_hold_the_newest_version_of_each_live_stack_reachi
     desired = await sessions.desired_for_agent(uow_factory(), agent.id)
 
     assert desired is not None
-    assert [(stack.name, version.id) for stack, version in desired] == [
+    assert [(stack.name, stack.desired and stack.desired.id) for stack in desired] == [
         ("explicit", explicit_version.id),
         ("labelled", newest.id),
     ]
-    resources = desired[1][1].resources
+    loaded = await sessions.deployment_objects(uow_factory(), [newest.id, explicit_version.id])
+    assert set(loaded) == {newest.id, explicit_version.id}
+    resources = loaded[newest.id].resources
     assert [r.key.name for r in resources] == ["new", "more"]
     assert all(r.manifest_json.startswith("{") and len(r.content_hash) == 64 for r in resources)
 
@@ -58,7 +61,9 @@ async def test_a_session_starts_from_what_the_agent_should_hold(uow_factory, bui
     )
 
     assert start.agent.id == agent.id
-    assert [(stack.id, found.id) for stack, found in start.desired] == [(version.stack_id, version.id)]
+    assert [(stack.id, stack.desired and stack.desired.id) for stack in start.desired] == [
+        (version.stack_id, version.id)
+    ]
     assert start.parked == {}
 
 
@@ -74,8 +79,7 @@ async def test_a_stack_reaches_the_active_agents_it_targets_now(uow_factory, bui
     reach = await sessions.stack_reach(uow_factory(), stack.id)
 
     assert reach.stack is not None and reach.stack.id == stack.id
-    assert reach.deployment_object is not None and reach.deployment_object.id == version.id
-    assert len(reach.deployment_object.resources) == 1
+    assert reach.stack.desired is not None and reach.stack.desired.id == version.id
     assert reach.agent_ids == {reached.id, explicit.id}
 
 
@@ -90,6 +94,8 @@ async def test_a_deleted_stack_reaches_nobody_and_its_newest_version_is_the_dele
     reach = await sessions.stack_reach(uow_factory(), stack.id)
     unknown = await sessions.stack_reach(uow_factory(), str(uuid.uuid4()))
 
-    assert reach.deployment_object is not None and reach.deployment_object.is_deletion_marker
+    assert reach.stack is not None and reach.stack.desired is not None
+    assert reach.stack.desired.is_deletion_marker
     assert reach.agent_ids == frozenset()
-    assert (unknown.stack, unknown.deployment_object, unknown.agent_ids) == (None, None, frozenset())
+    assert (unknown.stack, unknown.agent_ids) == (None, frozenset())
+    assert await sessions.deployment_objects(uow_factory(), [str(uuid.uuid4())]) == {}

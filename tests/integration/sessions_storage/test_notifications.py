@@ -12,7 +12,14 @@ from sqlalchemy import text
 
 from broker.db import Database, open_database
 from broker.db.notifications import CHANNEL, MalformedNotification, decode, encode, listen
-from broker.domain.changes import AgentChanged, Change, KeyRevoked, StackChanged, TargetingChanged
+from broker.domain.changes import (
+    AgentChanged,
+    Change,
+    EventsAppended,
+    KeyRevoked,
+    StackChanged,
+    TargetingChanged,
+)
 from broker.domain.model import Role
 from tests.integration.services.builders import Builder
 
@@ -93,8 +100,9 @@ async def test_a_commit_through_one_replica_reaches_the_listeners_of_both(
 
         agent = await Builder(other_replica.uow_factory()).agent()
 
-        assert await here.next_changes() == (AgentChanged(agent.id),)
-        assert await there.next_changes() == (AgentChanged(agent.id),)
+        # Creating an agent appends agent.registered, so watchers are woken too.
+        assert await here.next_changes() == (EventsAppended(), AgentChanged(agent.id))
+        assert await there.next_changes() == (EventsAppended(), AgentChanged(agent.id))
     finally:
         await here.stop()
         await there.stop()
@@ -112,7 +120,7 @@ async def test_malformed_notifications_are_ignored(database: Database):
 
         stack = await Builder(database.uow_factory()).stack()
 
-        assert await listener.next_changes() == (StackChanged(stack.id),)
+        assert await listener.next_changes() == (EventsAppended(), StackChanged(stack.id))
     finally:
         await listener.stop()
 
@@ -134,7 +142,7 @@ async def test_a_listener_whose_connection_dies_reconnects_and_hears_again(datab
         await asyncio.wait_for(listener.reconnected.wait(), TIMEOUT)
         agent = await Builder(database.uow_factory()).agent()
 
-        assert await listener.next_changes() == (AgentChanged(agent.id),)
+        assert await listener.next_changes() == (EventsAppended(), AgentChanged(agent.id))
     finally:
         await listener.stop()
 
@@ -148,17 +156,19 @@ async def test_sqlite_hands_changes_over_after_commit_without_notify(database: D
 
     assert not database.uses_notify
     agent = await Builder(database.uow_factory(on_commit)).agent()
-    assert heard == [(AgentChanged(agent.id),)]
+    assert heard == [(EventsAppended(), AgentChanged(agent.id))]
 
 
 def test_every_kind_of_change_survives_the_payload_round_trip():
     changes = (
         StackChanged("s"),
+        StackChanged("s", new_version_only=True),
         AgentChanged("a"),
         TargetingChanged("a", "s"),
         TargetingChanged("a"),
         KeyRevoked(Role.AGENT, "a"),
         KeyRevoked(Role.ADMIN, None),
+        EventsAppended(),
     )
 
     assert [change for payload in encode(changes) for change in decode(payload)] == list(changes)
@@ -181,10 +191,21 @@ def test_many_changes_are_split_into_payloads_postgresql_accepts():
         '{"type": "StackChanged", "stack_id": "s"}',
         '[{"type": "StackChanged"}]',
         '[{"type": "StackChanged", "stack_id": 7}]',
+        '[{"type": "StackChanged", "stack_id": "s", "new_version_only": "yes"}]',
+        '[{"type": "StackChanged", "stack_id": true}]',
         '[{"type": "KeyRevoked", "role": "root", "principal_id": null}]',
         "[" * 10_000,
     ],
-    ids=["not-a-change", "not-an-array", "missing-field", "not-a-string", "unknown-role", "deeply-nested"],
+    ids=[
+        "not-a-change",
+        "not-an-array",
+        "missing-field",
+        "not-a-string",
+        "not-a-boolean",
+        "boolean-for-a-string",
+        "unknown-role",
+        "deeply-nested",
+    ],
 )
 def test_payloads_not_made_by_brokkr_are_refused(payload: str):
     with pytest.raises(MalformedNotification):

@@ -23,6 +23,7 @@ test: lint
 
 lint: $(BIN)/.installed proto-check
 	$(BIN)/buf lint
+	BUF=$(BIN)/buf proto/check_breaking.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports

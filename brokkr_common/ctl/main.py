@@ -1,22 +1,21 @@
-"""brokkrctl's command tree.
+"""brokkrctl's command tree: the global options and one command group per API resource.
 
-Exit codes: 0 success; 1 the API refused or failed the call (the one-line error names the reason);
-2 bad command-line usage; 3 the broker could not be reached.
+Workflow commands live in their own modules (`configuring`, `applying`, `rollout`) and are attached
+at the bottom; exit codes and error handling are in `brokkr_common.ctl.context`.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
+from click.shell_completion import get_completion_class
 from google.protobuf import field_mask_pb2
 
-from brokkr_common.client import BrokkrClient, TlsConfig
-from brokkr_common.ctl import output
-from brokkr_common.errors import BrokkrError, Unavailable
+from brokkr_common.ctl import applying, configuring, output, rollout
+from brokkr_common.ctl.config import DEFAULT_SERVER, BrokerContext, default_path
+from brokkr_common.ctl.context import EXIT_CODES, Context, Settings, pass_ctx
 from brokkr_common.pb.brokkr.v1 import (
     agent_pb2,
     deployment_object_pb2,
@@ -42,34 +41,6 @@ from brokkr_common.pb.brokkr.v1 import (
     target_service_pb2 as target_api,
 )
 
-EXIT_API_ERROR, EXIT_UNREACHABLE = 1, 3
-
-
-class Context:
-    def __init__(self, client: BrokkrClient, fmt: output.OutputFormat) -> None:
-        self.client = client
-        self.fmt = fmt
-
-    def call(self, method: Callable[..., Any], request: Any) -> Any:
-        try:
-            return self.client.call(method, request)
-        except Unavailable as error:
-            fail(f"{error.reason}: {error.message}", EXIT_UNREACHABLE)
-        except BrokkrError as error:
-            details = "".join(f"\n  {v.field}: {v.description}" for v in error.field_violations)
-            fail(f"{error.reason}: {error.message}{details}", EXIT_API_ERROR)
-
-    def show(self, *messages: Any, single: bool = False) -> None:
-        output.render(list(messages), self.fmt, single=single)
-
-
-def fail(message: str, code: int) -> NoReturn:
-    output.error(message)
-    sys.exit(code)
-
-
-pass_ctx = click.make_pass_decorator(Context)
-
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
@@ -81,35 +52,73 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     return pairs
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+_EPILOG = """\b
+Connection settings, first hit wins: command-line flag, BROKKR_* environment variable, the
+selected context (--context, BROKKR_CONTEXT, else the config file's current context), default.
+The config file is --config, BROKKR_CONFIG, or $XDG_CONFIG_HOME/brokkr/config.yaml
+(~/.config/brokkr/config.yaml); manage it with `brokkrctl config`.
+
+\b
+Exit codes (docs/reference/cli.md has the details):
+""" + "\n".join(f"  {code}  {summary}" for code, summary, _ in EXIT_CODES)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=_EPILOG,
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="BROKKR_CONFIG",
+    help="Config file with contexts (env: BROKKR_CONFIG).",
+)
+@click.option(
+    "--context", "context_name", envvar="BROKKR_CONTEXT", help="Context to use (env: BROKKR_CONTEXT)."
+)
 @click.option(
     "--server",
     envvar="BROKKR_SERVER",
-    default="localhost:50051",
-    show_default=True,
-    help="Broker gRPC address (env: BROKKR_SERVER).",
+    help=f"Broker gRPC address (env: BROKKR_SERVER) [default: {DEFAULT_SERVER}].",
 )
 @click.option("--key", envvar="BROKKR_KEY", help="Bearer key (env: BROKKR_KEY).")
 @click.option(
     "--key-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False),
     envvar="BROKKR_KEY_FILE",
     help="File holding the key (env: BROKKR_KEY_FILE).",
 )
 @click.option(
     "--ca-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Trust this CA and use TLS.",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="BROKKR_CA_FILE",
+    help="Trust this CA and use TLS (env: BROKKR_CA_FILE).",
 )
 @click.option(
     "--client-cert",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Client certificate for mutual TLS.",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="BROKKR_CLIENT_CERT",
+    help="Client certificate for mutual TLS (env: BROKKR_CLIENT_CERT).",
 )
 @click.option(
     "--client-key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Client private key for mutual TLS.",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="BROKKR_CLIENT_KEY",
+    help="Client private key for mutual TLS (env: BROKKR_CLIENT_KEY).",
+)
+@click.option(
+    "--server-name",
+    envvar="BROKKR_SERVER_NAME",
+    help="Expect this name in the broker's certificate (env: BROKKR_SERVER_NAME).",
+)
+@click.option(
+    "--insecure/--tls",
+    "insecure",
+    default=None,
+    envvar="BROKKR_INSECURE",
+    help="Plaintext gRPC, or TLS with the system's trust roots (env: BROKKR_INSECURE=true|false) "
+    "[default: TLS when a CA file or client certificate is set].",
 )
 @click.option(
     "-o",
@@ -124,26 +133,39 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.pass_context
 def cli(
     ctx: click.Context,
-    server: str,
+    config_path: Path | None,
+    context_name: str | None,
+    server: str | None,
     key: str | None,
-    key_file: Path | None,
-    ca_file: Path | None,
-    client_cert: Path | None,
-    client_key: Path | None,
+    key_file: str | None,
+    ca_file: str | None,
+    client_cert: str | None,
+    client_key: str | None,
+    server_name: str | None,
+    insecure: bool | None,
     fmt: output.OutputFormat,
     timeout: float,
 ) -> None:
-    """Drive a Brokkr broker: agents, generators, stacks, deployment objects and targets."""
-    if key_file is not None:
-        key = key_file.read_text().strip()
-    tls = (
-        TlsConfig(ca_file=ca_file, cert_file=client_cert, key_file=client_key)
-        if ca_file or client_cert
-        else None
+    """Drive a Brokkr broker: agents, generators, stacks, deployment objects, targets and rollouts."""
+    given = BrokerContext(
+        server=server,
+        key=key,
+        key_file=key_file,
+        ca_file=ca_file,
+        client_cert=client_cert,
+        client_key=client_key,
+        server_name=server_name,
+        insecure=insecure,
     )
-    client = BrokkrClient(server, key, tls=tls, timeout=timeout)
-    ctx.call_on_close(client.close)
-    ctx.obj = Context(client, fmt)
+    settings = Settings(
+        config_path=config_path or default_path(),
+        context_name=context_name,
+        given=given,
+        fmt=fmt,
+        timeout=timeout,
+    )
+    ctx.obj = Context(settings)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @cli.command()
@@ -167,8 +189,7 @@ def agents() -> None:
 @pass_ctx
 def agents_list(ctx: Context, selector: str, show_deleted: bool) -> None:
     ctx.show(
-        *_all_pages(
-            ctx,
+        *ctx.all_pages(
             ctx.client.agents.ListAgents,
             agent_api.ListAgentsRequest(label_selector=selector, show_deleted=show_deleted),
             "agents",
@@ -286,8 +307,8 @@ def generators() -> None:
 @pass_ctx
 def generators_list(ctx: Context) -> None:
     ctx.show(
-        *_all_pages(
-            ctx, ctx.client.generators.ListGenerators, generator_api.ListGeneratorsRequest(), "generators"
+        *ctx.all_pages(
+            ctx.client.generators.ListGenerators, generator_api.ListGeneratorsRequest(), "generators"
         )
     )
 
@@ -348,7 +369,7 @@ def stacks_list(ctx: Context, selector: str, generator_id: str, show_deleted: bo
     request = stack_api.ListStacksRequest(
         label_selector=selector, generator_id=generator_id, show_deleted=show_deleted
     )
-    ctx.show(*_all_pages(ctx, ctx.client.stacks.ListStacks, request, "stacks"))
+    ctx.show(*ctx.all_pages(ctx.client.stacks.ListStacks, request, "stacks"))
 
 
 @stacks.command("get")
@@ -418,8 +439,7 @@ def deployment_objects() -> None:
 @pass_ctx
 def deployment_objects_list(ctx: Context, stack_id: str) -> None:
     ctx.show(
-        *_all_pages(
-            ctx,
+        *ctx.all_pages(
             ctx.client.deployment_objects.ListDeploymentObjects,
             do_api.ListDeploymentObjectsRequest(stack_id=stack_id),
             "deployment_objects",
@@ -470,8 +490,7 @@ def targets() -> None:
 @pass_ctx
 def targets_list(ctx: Context, agent_id: str, stack_id: str) -> None:
     ctx.show(
-        *_all_pages(
-            ctx,
+        *ctx.all_pages(
             ctx.client.targets.ListTargets,
             target_api.ListTargetsRequest(agent_id=agent_id, stack_id=stack_id),
             "targets",
@@ -514,7 +533,7 @@ def registrations() -> None:
 @pass_ctx
 def registrations_list(ctx: Context, agent_id: str, generator_id: str) -> None:
     request = target_api.ListRegistrationsRequest(agent_id=agent_id, generator_id=generator_id)
-    ctx.show(*_all_pages(ctx, ctx.client.targets.ListRegistrations, request, "registrations"))
+    ctx.show(*ctx.all_pages(ctx.client.targets.ListRegistrations, request, "registrations"))
 
 
 @registrations.command("add")
@@ -537,11 +556,24 @@ def registrations_remove(ctx: Context, agent_id: str, generator_id: str) -> None
     )
 
 
-def _all_pages(ctx: Context, method: Callable[..., Any], request: Any, field: str) -> list[Any]:
-    items: list[Any] = []
-    while True:
-        reply = ctx.call(method, request)
-        items.extend(getattr(reply, field))
-        if not reply.next_page_token:
-            return items
-        request.page_token = reply.next_page_token
+# -- workflows ------------------------------------------------------------------------------------
+
+cli.add_command(configuring.config_group)
+cli.add_command(applying.apply)
+cli.add_command(applying.diff)
+cli.add_command(rollout.rollout)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL.
+
+    \b
+    bash:  source <(brokkrctl completion bash)
+    zsh:   brokkrctl completion zsh > "${fpath[1]}/_brokkrctl"
+    fish:  brokkrctl completion fish > ~/.config/fish/completions/brokkrctl.fish
+    """
+    completer = get_completion_class(shell)
+    assert completer is not None  # every choice is a shell click supports
+    click.echo(completer(cli, {}, "brokkrctl", "_BROKKRCTL_COMPLETE").source())

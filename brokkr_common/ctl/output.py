@@ -14,6 +14,7 @@ import yaml
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 OutputFormat = Literal["table", "json", "yaml"]
@@ -102,4 +103,5 @@ def render(messages: Sequence[Message], fmt: OutputFormat, *, single: bool = Fal
 
 
 def error(message: str) -> None:
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    """One line on stderr (never wrapped, so scripts can grep it), red only on a terminal."""
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(message)}", highlight=False)

@@ -24,7 +24,12 @@ def ctl(broker):
     runner = CliRunner()
 
     def run(*args: str, key: str | None = None, input: str | None = None):
-        env = {"BROKKR_SERVER": broker.grpc_target, "BROKKR_KEY": key or broker.admin_key}
+        # an empty config file: a developer's own contexts must not leak into the test
+        env = {
+            "BROKKR_SERVER": broker.grpc_target,
+            "BROKKR_KEY": key or broker.admin_key,
+            "BROKKR_CONFIG": "/nonexistent/config.yaml",
+        }
         return runner.invoke(cli, list(args), env=env, input=input, catch_exceptions=False)
 
     return run
@@ -71,7 +76,10 @@ def test_an_unreachable_broker_exits_3():
     result = CliRunner().invoke(
         cli,
         ["--server", "127.0.0.1:9", "--timeout", "2", "whoami"],
-        env={"BROKKR_KEY": "brokkr_0000000000000000_" + "a" * 43},
+        env={
+            "BROKKR_KEY": "brokkr_0000000000000000_" + "a" * 43,
+            "BROKKR_CONFIG": "/nonexistent/config.yaml",
+        },
     )
     assert result.exit_code == 3
     assert "UNAVAILABLE" in result.stderr

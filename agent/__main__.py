@@ -7,29 +7,15 @@ import signal
 from pathlib import Path
 
 import click
-import yaml
-from pydantic import ValidationError
 
 from agent import runner
 from agent.config import AgentSettings, load_settings, settings_reference
-from brokkr_common.log import configure_logging
-
-config_option = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="BROKKR_CONFIG",
-    help="YAML settings file (env: BROKKR_CONFIG). Environment variables BROKKR_* override it.",
-)
+from brokkr_common import commands
+from brokkr_common.commands import config_option
 
 
 def _settings(config_file: Path | None) -> AgentSettings:
-    try:
-        settings = load_settings(config_file)
-    except (ValidationError, FileNotFoundError) as error:
-        raise click.ClickException(f"invalid settings:\n{error}") from error
-    configure_logging(settings.log.level, settings.log.format)
-    return settings
+    return commands.load(load_settings, config_file)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -53,16 +39,7 @@ def run(config_file: Path | None) -> None:
     asyncio.run(main())
 
 
-@cli.command("config")
-@config_option
-@click.option("--reference", is_flag=True, help="Print the Markdown reference of every setting instead.")
-def show_config(config_file: Path | None, reference: bool) -> None:
-    """Print the effective settings as YAML, secrets masked."""
-    if reference:
-        click.echo(settings_reference(), nl=False)
-        return
-    settings = _settings(config_file)
-    click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False), nl=False)
+cli.add_command(commands.config_command(load_settings, settings_reference))
 
 
 def main() -> None:

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import yaml
-from pydantic import ValidationError
 
 from broker import server
 from broker.config import BrokerSettings, load_settings, settings_reference
@@ -20,29 +18,17 @@ from broker.domain.model import ADMIN, AgentStatus
 from broker.domain.ports import UnitOfWorkFactory
 from broker.services import agents, generators
 from broker.services import keys as key_service
-from brokkr_common import keys
+from brokkr_common import commands, keys
+from brokkr_common.commands import config_option
 from brokkr_common.errors import BrokkrError
-from brokkr_common.log import configure_logging
 
 T = TypeVar("T")
 
-config_option = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="BROKKR_CONFIG",
-    help="YAML settings file (env: BROKKR_CONFIG). Environment variables BROKKR_* override it.",
-)
 database_option = click.option("--database-url", help="Overrides database.url (env: BROKKR_DATABASE__URL).")
 
 
 def _settings(config_file: Path | None, **overrides: Any) -> BrokerSettings:
-    try:
-        settings = load_settings(config_file, **{k: v for k, v in overrides.items() if v})
-    except (ValidationError, FileNotFoundError) as error:
-        raise click.ClickException(f"invalid settings:\n{error}") from error
-    configure_logging(settings.log.level, settings.log.format)
-    return settings
+    return commands.load(load_settings, config_file, **overrides)
 
 
 def _offline(settings: BrokerSettings, work: Callable[[UnitOfWorkFactory], Awaitable[T]]) -> T:
@@ -114,16 +100,7 @@ def migrate(config_file: Path | None, database_url: str | None) -> None:
     click.echo("database is at the latest schema")
 
 
-@cli.command("config")
-@config_option
-@click.option("--reference", is_flag=True, help="Print the Markdown reference of every setting instead.")
-def show_config(config_file: Path | None, reference: bool) -> None:
-    """Print the effective settings as YAML, secrets masked."""
-    if reference:
-        click.echo(settings_reference(), nl=False)
-        return
-    settings = _settings(config_file)
-    click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False), nl=False)
+cli.add_command(commands.config_command(load_settings, settings_reference))
 
 
 @cli.command("create-agent")

@@ -207,7 +207,7 @@ class SessionClient:
                             self.welcome = action
                             self.connected.set()
                             log.info("session welcomed", agent=action.agent_name, replica=action.replica_name)
-                        await self._carry_out(action, work, call)
+                        await self._carry_out(action, work)
                     if session.closed or self._stopping.is_set():
                         break
             except grpc.aio.AioRpcError as error:
@@ -225,6 +225,7 @@ class SessionClient:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                _end_requests(outbox)
                 call.cancel()
                 self.connected.clear()
                 self._held = session.resume_state()
@@ -246,7 +247,7 @@ class SessionClient:
         finally:
             await channel.close(grace=None)
 
-    async def _carry_out(self, action: machine.Action, work: asyncio.Queue, call: object) -> None:
+    async def _carry_out(self, action: machine.Action, work: asyncio.Queue) -> None:
         if isinstance(action, machine.Send):
             await self._send([action])
         elif isinstance(action, machine.Apply | machine.Remove):
@@ -315,3 +316,15 @@ async def _drain(outbox: asyncio.Queue[pb.ConnectRequest | None]) -> AsyncIterat
         if message is None:
             return
         yield message
+
+
+def _end_requests(outbox: asyncio.Queue[pb.ConnectRequest | None]) -> None:
+    """Make `_drain` return, so gRPC's task consuming it ends with the call instead of staying
+    suspended on an outbox nobody fills any more. Unsent messages are dropped: the next stream
+    starts from a fresh Hello."""
+    while True:
+        try:
+            outbox.put_nowait(None)
+            return
+        except asyncio.QueueFull:
+            outbox.get_nowait()

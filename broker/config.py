@@ -108,6 +108,15 @@ class AuthSettings(SettingsGroup):
         description="`<short>:<sha256>` of the admin key (from `brokkr-broker hash-key`). When set it "
         "replaces any stored admin key at start-up; when unset, the first start creates one and prints it.",
     )
+    failure_limit: int = Field(
+        20,
+        ge=0,
+        description="Failed authentications one client address may make within failure_window_seconds "
+        "before its calls are refused (RESOURCE_EXHAUSTED) without looking at the key; 0 disables the limit.",
+    )
+    failure_window_seconds: float = Field(
+        60.0, gt=0, description="The window failure_limit counts failed authentications in."
+    )
 
 
 class LimitsSettings(SettingsGroup):

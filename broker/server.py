@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from broker import rest
 from broker.api import interceptor, registry
 from broker.api.audit_logs import audited_methods
+from broker.api.throttling import AuthenticationFailures
 from broker.config import BrokerSettings
 from broker.db import Database, open_database
 from broker.db.notifications import listen
@@ -159,6 +160,11 @@ class Broker:
                     self.registry,
                     audit=self.audit_trail.record,
                     audited_methods=audited_methods(registry.file_descriptors()),
+                    failures=AuthenticationFailures(
+                        settings.auth.failure_limit, settings.auth.failure_window_seconds
+                    )
+                    if settings.auth.failure_limit
+                    else None,
                 )
             ],
             options=grpc_server_options(settings),

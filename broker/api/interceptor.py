@@ -9,7 +9,9 @@ Auditing happens here too, once for every method: each call of an audited (state
 and every failed authentication becomes an `AuditEntry` handed to a write-behind recorder, with
 the caller, the resources the request (and, for creates, the response) named, and the outcome.
 A client that cancels a call (or goes away mid-stream) is logged and counted as CANCELLED, not as
-a crash.
+a crash. A request that does not decode (invalid UTF-8 in a string field, truncated bytes) is
+INVALID_ARGUMENT (MALFORMED_REQUEST), answered after authentication like any bad input: grpcio
+would otherwise answer UNKNOWN with the parser's exception text.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from broker.api import authz
+from broker.api.throttling import AuthenticationFailures, client_address
 from broker.context import set_principal
 from broker.domain.audit import UNAUTHENTICATED_ACTOR, AuditEntry
 from broker.domain.model import Principal
@@ -78,8 +81,10 @@ class _Call:
         metrics: RpcMetrics,
         audit: AuditRecorder | None = None,
         audited: bool = False,
+        failures: AuthenticationFailures | None = None,
     ) -> None:
         self.method = method
+        self.failures = failures
         self.audit = audit
         self.audited = audited
         self.principal: Principal | None = None
@@ -94,16 +99,22 @@ class _Call:
         self.started = time.perf_counter()
 
     async def begin(self, context: grpc.aio.ServicerContext, request: Any = None) -> None:
-        self.peer = self.forwarded_for or context.peer() or ""
+        tcp_peer = context.peer() or ""
+        self.peer = self.forwarded_for or tcp_peer
         structlog.contextvars.bind_contextvars(rpc=self.method, peer=self.peer, request_id=self.request_id)
         if self.audited and isinstance(request, Message):
             self.resources = resource_names(request, service_noun(self.method))
+        client = _client(tcp_peer, self.forwarded_for)
         try:
+            if self.failures is not None:
+                self.failures.check(client)
             principal = await self.authenticator(self.authorization)
-        except errors.Unauthenticated:
+        except (errors.Unauthenticated, errors.ResourceExhausted) as error:
             if not self.audited and isinstance(request, Message):
                 self.resources = resource_names(request, service_noun(self.method))
             self.audited = True  # every failed authentication is audited, whatever the method
+            if isinstance(error, errors.Unauthenticated) and self.failures is not None:
+                self.failures.failed(client)
             raise
         self.principal = principal
         authz.authorize(self.method, principal)
@@ -219,7 +230,9 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         *,
         audit: AuditRecorder | None = None,
         audited_methods: frozenset[str] = frozenset(),
+        failures: AuthenticationFailures | None = None,
     ) -> None:
+        self._failures = failures
         self._authenticator = authenticator
         self._metrics = RpcMetrics(registry)
         self._audit = audit
@@ -236,24 +249,31 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
             return handler
         audited = method in self._audited
         call = lambda: _Call(  # noqa: E731
-            method, handler_call_details, self._authenticator, self._metrics, self._audit, audited
+            method,
+            handler_call_details,
+            self._authenticator,
+            self._metrics,
+            self._audit,
+            audited,
+            self._failures,
         )
+        deserializer = _tolerant(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary, call),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_streaming(handler.unary_stream, call),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
                 _wrap_streaming(handler.stream_stream, call),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         raise errors.Internal(f"{method}: client-streaming methods are not supported")
@@ -266,6 +286,7 @@ def _wrap_unary(
         call = new_call()
         try:
             await call.begin(context, request)
+            _refuse_undecodable(request)
             response = await behaviour(request, context)
         except BaseException as error:
             if _is_cancellation(error):
@@ -288,6 +309,9 @@ def _wrap_streaming(
         call = new_call()
         try:
             await call.begin(context, request)
+            if isinstance(request, AsyncIterator):  # a bidirectional stream: check each message
+                request = _decoded(request)
+            _refuse_undecodable(request)
             async for response in behaviour(request, context):
                 yield response
         except BaseException as error:
@@ -301,3 +325,47 @@ def _wrap_streaming(
         call.finish("OK")
 
     return handle
+
+
+class _Undecodable:
+    """Stands for a request message that did not decode, so the handler can refuse it properly."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as error:  # protobuf's DecodeError, or a UnicodeDecodeError from a string field
+            return _Undecodable(error)
+
+    return deserialize
+
+
+def _refuse_undecodable(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise errors.InvalidArgument(
+            "the request is not a valid protobuf message for this method "
+            "(truncated, or a string field that is not UTF-8)",
+            reason="MALFORMED_REQUEST",
+        )
+
+
+async def _decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        _refuse_undecodable(request)
+        yield request
+
+
+def _client(tcp_peer: str, forwarded_for: str | None) -> str:
+    """Who to count authentication failures against: the TCP peer's address, except for calls from
+    the in-process REST shim (loopback), which names the HTTP client last in X-Forwarded-For."""
+    address = client_address(tcp_peer)
+    if forwarded_for and address in ("127.0.0.1", "::1"):
+        return forwarded_for.rsplit(",", 1)[-1].strip()
+    return address

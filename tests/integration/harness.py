@@ -41,6 +41,9 @@ class RunningBroker:
 
 @contextlib.contextmanager
 def running_broker(database_url: str, **overrides: Any) -> Iterator[RunningBroker]:
+    # The authorization matrices fail to authenticate hundreds of times from one address; the
+    # failure limit has its own tests (tests/integration/api/test_authentication_failures.py).
+    overrides.setdefault("auth", {"failure_limit": 0})
     settings = load_settings(
         database={"url": database_url},
         grpc={"host": "127.0.0.1", "port": 0, "shutdown_grace_seconds": 0},

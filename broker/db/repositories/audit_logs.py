@@ -13,6 +13,14 @@ from broker.db.tables import audit_logs
 from broker.domain.audit import AuditEntry
 
 
+def _storable(text: str | None) -> str | None:
+    """`text` as both backends store it: audit entries quote what clients sent (ids, request ids),
+    which may hold NUL or lone surrogates that PostgreSQL refuses; they are kept visible, escaped."""
+    if text is None:
+        return None
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class SqlAuditLogRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
@@ -26,12 +34,12 @@ class SqlAuditLogRepository:
                 {
                     "time": entry.time,
                     "actor_role": entry.actor_role,
-                    "actor_id": entry.actor_id,
-                    "action": entry.action,
-                    "resource": entry.resource,
+                    "actor_id": _storable(entry.actor_id),
+                    "action": _storable(entry.action),
+                    "resource": _storable(entry.resource),
                     "outcome": entry.outcome,
-                    "peer": entry.peer,
-                    "request_id": entry.request_id,
+                    "peer": _storable(entry.peer),
+                    "request_id": _storable(entry.request_id),
                 }
                 for entry in entries
             ],

@@ -590,10 +590,6 @@ case(
     INVALID,
     "INVALID_UUID",
     ("id",),
-    # The audit entry names the resource with the raw id; PostgreSQL text cannot hold NUL, so the
-    # whole batch of audit entries it is written with is lost (broker/api/interceptor.py
-    # resource_names, broker/services/audit.py _flush).
-    known_bug=("postgres", "audit entries naming an id with NUL cannot be stored in PostgreSQL"),
 )
 case(
     "id/DeleteGenerator-sql",
@@ -1209,10 +1205,6 @@ case(
     Grpc("StackService/CreateStack", lambda w: raw_create_stack_with_name(b"\xff\xfe")),
     INVALID,
     "MALFORMED_REQUEST",
-    # grpcio answers a request it cannot deserialize with UNKNOWN and the DecodeError's text, and
-    # logs a traceback: the broker's handlers never see it. Fixing it belongs in the API edge
-    # (broker/api), which should wrap the request deserializers.
-    marks=(pytest.mark.xfail(strict=True, reason="undecodable requests get UNKNOWN from grpcio"),),
 )
 case(
     "grpc/message-over-the-size-limit",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 from google.rpc import code_pb2
@@ -19,6 +20,8 @@ from brokkr_common.client import BrokkrClient
 from brokkr_common.errors import InvalidArgument
 from brokkr_common.pb.brokkr.v1 import (
     agent_pb2,
+    agent_session_pb2,
+    agent_session_service_pb2,
     deployment_object_pb2,
     stack_pb2,
 )
@@ -340,6 +343,38 @@ async def test_rotating_the_agents_key_ends_its_stream(world: World):
         assert world.agent_id not in world.running.broker.hub.sessions
     finally:
         await _stop(client, task)
+
+
+async def test_a_message_that_does_not_decode_ends_the_stream_with_invalid_argument(world: World):
+    hello = agent_session_service_pb2.ConnectRequest(
+        hello=agent_session_pb2.Hello(agent_version="raw")
+    ).SerializeToString()
+    # ConnectRequest.hello (field 1) holding a Hello whose agent_version (field 1) is not UTF-8.
+    garbage = bytes([(1 << 3) | 2, 4, (1 << 3) | 2, 2, 0xFF, 0xFE])
+
+    async def requests():
+        yield hello
+        yield garbage
+        await asyncio.sleep(TIMEOUT)
+
+    async with grpc.aio.insecure_channel(world.running.grpc_target) as channel:
+        connect = channel.stream_stream(
+            "/brokkr.v1.AgentSessionService/Connect",
+            request_serializer=lambda data: data,
+            response_deserializer=agent_session_service_pb2.ConnectResponse.FromString,
+        )
+        call = connect(requests(), metadata=(("authorization", f"Bearer {world.agent_key}"),))
+
+        async def drain() -> None:
+            async with asyncio.timeout(TIMEOUT):
+                async for _ in call:
+                    pass
+
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await drain()
+
+    assert ended.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid protobuf message" in (ended.value.details() or "")
 
 
 def _updates_sent(world: World) -> float:

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
-import pytest
 from google.protobuf import field_mask_pb2, struct_pb2
 from google.protobuf.message import Message
 

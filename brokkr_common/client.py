@@ -7,7 +7,7 @@ of `brokkr_common.errors` with `call()`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,12 +16,16 @@ import grpc
 
 from brokkr_common.pb.brokkr.v1 import (
     agent_service_pb2_grpc,
+    audit_log_service_pb2_grpc,
     auth_service_pb2_grpc,
     deployment_object_service_pb2_grpc,
     deployment_status_service_pb2_grpc,
+    event_service_pb2_grpc,
     generator_service_pb2_grpc,
     stack_service_pb2_grpc,
     target_service_pb2_grpc,
+    template_service_pb2_grpc,
+    webhook_service_pb2_grpc,
 )
 from brokkr_common.rpc_status import from_rpc_error
 
@@ -85,6 +89,10 @@ class BrokkrClient:
         self.targets = target_service_pb2_grpc.TargetServiceStub(channel)
         self.deployment_statuses = deployment_status_service_pb2_grpc.DeploymentStatusServiceStub(channel)
         self.auth = auth_service_pb2_grpc.AuthServiceStub(channel)
+        self.templates = template_service_pb2_grpc.TemplateServiceStub(channel)
+        self.events = event_service_pb2_grpc.EventServiceStub(channel)
+        self.audit_logs = audit_log_service_pb2_grpc.AuditLogServiceStub(channel)
+        self.webhooks = webhook_service_pb2_grpc.WebhookServiceStub(channel)
 
     def call(self, method: Callable[..., R], request: Any) -> R:
         """Call a stub method with the client's deadline; failures raise `BrokkrError` subclasses."""
@@ -92,6 +100,17 @@ class BrokkrClient:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
+
+    def stream(self, method: Callable[..., Iterator[R]], request: Any) -> Iterator[R]:
+        """Follow a server stream without a deadline (it may run for days); failures raise
+        `BrokkrError` subclasses. Closing the iterator early cancels the call."""
+        call = method(request)
+        try:
+            yield from call
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        finally:
+            call.cancel()
 
     def close(self) -> None:
         self._raw_channel.close()

@@ -39,7 +39,8 @@ EXIT_CODES: tuple[tuple[int, str, str], ...] = (
         "the broker refused or failed the call; diff: differences; rollout: a failure",
         "The one-line error starts with the `ErrorInfo.reason` (e.g. `STACK_NOT_FOUND`), or the gRPC "
         "code when the broker sent none. `diff`: there are differences. `rollout status`: an agent "
-        "failed to apply the newest deployment object or reports it FAILING.",
+        "failed to apply the newest deployment object or reports it FAILING. `webhooks test --wait`: "
+        "the test delivery died.",
     ),
     (
         EXIT_USAGE,
@@ -50,13 +51,15 @@ EXIT_CODES: tuple[tuple[int, str, str], ...] = (
     (
         EXIT_UNREACHABLE,
         "the broker could not be reached",
-        "UNAVAILABLE or DEADLINE_EXCEEDED: wrong address, broker down, TLS mismatch, or --timeout too short.",
+        "UNAVAILABLE or DEADLINE_EXCEEDED: wrong address, broker down, TLS mismatch, or --timeout too short. "
+        "`events watch`: the stream broke and the broker stayed unreachable for --reconnect-for.",
     ),
     (
         EXIT_TIMEOUT,
         "rollout status: timed out",
         "`rollout status`: --timeout passed before every targeted agent applied the newest "
-        "deployment object and reported it healthy, and nothing failed.",
+        "deployment object and reported it healthy, and nothing failed. `webhooks test --wait`: the "
+        "test delivery neither succeeded nor died in time.",
     ),
 )
 
@@ -128,14 +131,16 @@ class Context:
     def show(self, *messages: Any, single: bool = False) -> None:
         output.render(list(messages), self.fmt, single=single)
 
-    def all_pages(self, method: Callable[..., Any], request: Any, field: str) -> list[Any]:
-        """Every item of a paginated list (AIP-158)."""
+    def all_pages(self, method: Callable[..., Any], request: Any, field: str, limit: int = 0) -> list[Any]:
+        """Every item of a paginated list (AIP-158), or the first `limit` when it is positive."""
         items: list[Any] = []
         while True:
+            if limit > 0:
+                request.page_size = min(limit - len(items), 1000)
             reply = self.call(method, request)
             items.extend(getattr(reply, field))
-            if not reply.next_page_token:
-                return items
+            if not reply.next_page_token or 0 < limit <= len(items):
+                return items[:limit] if limit > 0 else items
             request.page_token = reply.next_page_token
 
 

@@ -13,7 +13,16 @@ import click
 from click.shell_completion import get_completion_class
 from google.protobuf import field_mask_pb2
 
-from brokkr_common.ctl import applying, configuring, output, rollout
+from brokkr_common.ctl import (
+    applying,
+    auditing,
+    configuring,
+    eventing,
+    output,
+    rollout,
+    templating,
+    webhooking,
+)
 from brokkr_common.ctl.config import DEFAULT_SERVER, BrokerContext, default_path
 from brokkr_common.ctl.context import EXIT_CODES, Context, Settings, pass_ctx
 from brokkr_common.pb.brokkr.v1 import (
@@ -146,7 +155,8 @@ def cli(
     fmt: output.OutputFormat,
     timeout: float,
 ) -> None:
-    """Drive a Brokkr broker: agents, generators, stacks, deployment objects, targets and rollouts."""
+    """Drive a Brokkr broker: agents, generators, stacks, deployment objects, targets, rollouts,
+    templates, events, the audit log and webhooks."""
     given = BrokerContext(
         server=server,
         key=key,
@@ -562,6 +572,13 @@ cli.add_command(configuring.config_group)
 cli.add_command(applying.apply)
 cli.add_command(applying.diff)
 cli.add_command(rollout.rollout)
+
+# -- templates, events, audit log, webhooks -------------------------------------------------------
+
+cli.add_command(templating.templates)
+cli.add_command(eventing.events)
+cli.add_command(auditing.audit_logs)
+cli.add_command(webhooking.webhooks)
 
 
 @cli.command()

@@ -7,6 +7,7 @@ returns. Tables pick a few columns per kind; colour only when stdout is a termin
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -53,7 +54,50 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("LABELS", "sharedLabels"),
         ("ANNOTATIONS", "sharedAnnotations"),
     ],
+    "Template": [
+        ("ID", "id"),
+        ("NAME", "name"),
+        ("VERSION", "version"),
+        ("LABELS", "labels"),
+        ("UPDATED", "updateTime"),
+    ],
+    "Event": [
+        ("ID", "id"),
+        ("TIME", "time"),
+        ("TYPE", "type"),
+        ("ACTOR", "actorRole"),
+        ("STACK", "stackId"),
+        ("AGENT", "agentId"),
+    ],
+    "AuditLog": [
+        ("TIME", "time"),
+        ("ACTOR", "actorRole"),
+        ("ACTOR ID", "actorId"),
+        ("ACTION", "action"),
+        ("RESOURCE", "resource"),
+        ("OUTCOME", "outcome"),
+    ],
+    "Webhook": [
+        ("ID", "id"),
+        ("URL", "redactedUrl"),
+        ("EVENTS", "eventTypes"),
+        ("ENABLED", "enabled"),
+        ("AUTH", "hasAuthHeader"),
+        ("SELECTOR", "labelSelector"),
+    ],
+    "WebhookDelivery": [
+        ("ID", "id"),
+        ("EVENT", "eventId"),
+        ("TYPE", "eventType"),
+        ("STATE", "state"),
+        ("ATTEMPTS", "attemptCount"),
+        ("HTTP", "lastStatusCode"),
+        ("ERROR", "lastError"),
+    ],
 }
+
+
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
 
 def to_dict(message: Message) -> dict[str, Any]:
@@ -72,8 +116,10 @@ def _cell(value: Any) -> str:
         return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
+    if isinstance(value, str) and _TIMESTAMP.fullmatch(value):
+        return value[:19] + "Z"  # whole seconds are enough to read; -o json has the rest
     if isinstance(value, str):
-        for prefix in ("AGENT_STATUS_", "CONNECTION_STATE_", "ROLE_"):
+        for prefix in ("AGENT_STATUS_", "CONNECTION_STATE_", "ROLE_", "WEBHOOK_DELIVERY_STATE_"):
             value = value.removeprefix(prefix)
         return value
     return str(value).lower() if isinstance(value, bool) else str(value)
@@ -96,7 +142,8 @@ def render(messages: Sequence[Message], fmt: OutputFormat, *, single: bool = Fal
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
     for header, _ in columns:
-        table.add_column(header, overflow="fold")
+        # Ids are copied and pasted whole; other columns fold to fit the terminal.
+        table.add_column(header, overflow="fold", no_wrap=header == "ID", min_width=len(header))
     for item in data:
         table.add_row(*(_cell(_lookup(item, path)) for _, path in columns))
     console.print(table)

@@ -78,7 +78,10 @@ class KubernetesSettings(SettingsGroup):
     field_manager: str = Field("brokkr-agent", description="Server-side apply field manager name.")
     namespace: str | None = Field(
         None,
-        description="Restrict the agent to one namespace (for namespaced RBAC); unset means cluster-wide.",
+        description=(
+            "Confine the agent to one namespace (for namespaced RBAC): its records live there and"
+            " stacks may hold only objects of it; unset means cluster-wide."
+        ),
     )
     request_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one Kubernetes API request.")
     max_apply_retries: int = Field(
@@ -87,7 +90,19 @@ class KubernetesSettings(SettingsGroup):
 
 
 class HealthSettings(SettingsGroup):
-    interval_seconds: float = Field(30.0, gt=0, description="How often resource health is re-assessed.")
+    interval_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often resource health is re-assessed at the latest (watches report changes sooner).",
+    )
+    debounce_seconds: float = Field(
+        2.0,
+        ge=0,
+        description=(
+            "After a watched object of a held stack changes, wait this long for more changes before"
+            " re-assessing, so a rollout's burst of status updates makes one report."
+        ),
+    )
 
 
 class HttpSettings(SettingsGroup):

@@ -3,15 +3,18 @@
 Start-up: read what the cluster records of each stack (so a restart resumes instead of receiving
 everything again), start the /healthz /readyz /metrics endpoint, dial the broker and keep the
 session up. While running: apply what the broker sends, one stack at a time; re-assess the health of
-held stacks every `health.interval_seconds` and report it when it changed (and in full after every
-Welcome). Shutdown on SIGTERM: stop the session, then the endpoint, then the cluster client.
+held stacks and report it when it changed (and in full after every Welcome). A re-assessment
+follows, `health.debounce_seconds` later, any change Kubernetes watches see on a held stack's
+objects (`agent.kube.watching`) and every apply or removal; every `health.interval_seconds`
+there is one anyway, the safety net for whatever a watch missed.
+Shutdown on SIGTERM: stop the session, then the endpoint, then the watches and the cluster client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -20,7 +23,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
 from agent import probes
-from agent.config import AgentSettings
+from agent.config import AgentSettings, HealthSettings
 from agent.kube.cluster import Cluster
 from agent.reconcile.errors import ClusterError
 from agent.stream.client import ApplyFailed, ClientOptions, SessionClient
@@ -58,6 +61,7 @@ class KubernetesRuntime:
             log.warning("apply failed", stack=work.stack_name, reason=error.reason, error=str(error))
             raise ApplyFailed(error.status_error(), getattr(error, "errors", ())) from error
         self._applies.labels("apply", "ok").inc()
+        self.cluster.changes.set()  # what the stack holds changed: assess, watch what it holds now
         log.info(
             "applied", stack=work.stack_name, version=work.deployment_object.sequence_id, objects=len(results)
         )
@@ -70,6 +74,7 @@ class KubernetesRuntime:
             self._applies.labels("remove", "failed").inc()
             raise ApplyFailed(error.status_error(), getattr(error, "errors", ())) from error
         self._applies.labels("remove", "ok").inc()
+        self.cluster.changes.set()
         log.info("removed", stack=work.stack_id, objects=len(results))
         return results
 
@@ -92,12 +97,15 @@ def _credentials(settings: AgentSettings) -> grpc.ChannelCredentials | None:
 
 
 async def _report_health(
-    runtime: KubernetesRuntime, client: SessionClient, interval: float, stop: asyncio.Event
+    runtime: KubernetesRuntime, client: SessionClient, settings: HealthSettings, stop: asyncio.Event
 ) -> None:
-    """Assess held stacks periodically; send what changed, and everything after a (re)connect."""
+    """Assess held stacks when watched objects change and periodically; send what changed, and
+    everything after a (re)connect."""
     last: dict[str, StackHealth] = {}
     welcomes = 0
+    changes = runtime.cluster.changes
     while not stop.is_set():
+        changes.clear()  # a change from now on calls for another round
         await runtime.probe()  # keeps /readyz current between heartbeats
         if client.connected.is_set():
             full = client.connects != welcomes
@@ -115,8 +123,31 @@ async def _report_health(
                     changed.append(health)
                 last[stack_id] = health
             await client.report_health(changed)
+        await _watch(runtime.cluster, client.held)
+        await _next_round(changes, stop, settings.interval_seconds, settings.debounce_seconds)
+
+
+async def _watch(cluster: Cluster, held: Mapping[str, HeldStack]) -> None:
+    """Watch the objects of the stacks held now; a failure leaves the periodic rounds to do."""
+    stacks = {stack_id: tuple(h.resources) for stack_id, h in dict(held).items() if not h.is_unknown}
+    try:
+        await cluster.watch_health(stacks)
+    except ClusterError as error:
+        log.warning("watching failed", reason=error.reason, error=str(error))
+
+
+async def _next_round(changes: asyncio.Event, stop: asyncio.Event, interval: float, debounce: float) -> None:
+    """Return `interval` seconds from now, or `debounce` seconds after `changes` is set, or at
+    `stop`, whichever comes first; the debounce lets a burst of changes make one round."""
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(changes.wait())]
+    try:
+        await asyncio.wait(waits, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+    if changes.is_set() and not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+            await asyncio.wait_for(stop.wait(), timeout=debounce)
 
 
 class Agent:
@@ -160,7 +191,7 @@ class Agent:
         self._tasks = [
             asyncio.create_task(client.run(), name="session"),
             asyncio.create_task(
-                _report_health(self.runtime, client, settings.health.interval_seconds, self._stop),
+                _report_health(self.runtime, client, settings.health, self._stop),
                 name="health",
             ),
         ]
@@ -172,6 +203,7 @@ class Agent:
         if self.client is not None:
             await self.client.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.cluster.stop_watching()
         if self._http is not None:
             await self._http.cleanup()
         self.cluster.close()

@@ -68,8 +68,10 @@ class Applier:
         *,
         field_manager: str,
         establish_timeout: float,
+        scope: str | None = None,
     ) -> None:
         self._api = api
+        self._scope = scope
         self._discovery = discovery
         self._records = records
         self._field_manager = field_manager
@@ -107,7 +109,9 @@ class Applier:
 
     async def _members(self, scope: PruneScope) -> list[Obj]:
         where = dict.fromkeys(scope.group_kinds, scope.namespaces)
-        return await list_members(self._api, self._discovery, where, scope.label_selector)
+        return await list_members(
+            self._api, self._discovery, where, scope.label_selector, confined=self._scope
+        )
 
     async def _dry_run(self, steps: Sequence[Step], *, force: bool) -> Trials:
         """The dry-run answer for each step; a ClusterError naming every step that failed."""

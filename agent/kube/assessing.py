@@ -19,7 +19,7 @@ from agent.kube.client import KubeClient, Obj, gather_all
 from agent.kube.discovery import Discovery, Resource
 from agent.kube.members import list_members
 from agent.reconcile.applyset import PART_OF_LABEL
-from agent.reconcile.errors import MISSING_KIND, ClusterError
+from agent.reconcile.errors import MISSING_KIND, OUTSIDE_NAMESPACE_SCOPE, ClusterError
 from agent.reconcile.kinds import GroupKind, Identity, identity, key_of
 from brokkr_common.session.reports import Health, ResourceHealth, StackHealth
 from brokkr_common.session.resource_key import ResourceKey
@@ -48,18 +48,27 @@ async def read_health(
     stack_id: str,
     deployment_object: DeploymentObjectRef | None,
     keys: Iterable[ResourceKey],
+    scope: str | None = None,
 ) -> StackHealth:
-    """The health of the stack whose ApplySet is `applyset_id` and whose objects are `keys`."""
+    """The health of the stack whose ApplySet is `applyset_id` and whose objects are `keys`;
+    with `scope`, reading only in that namespace."""
     keys = tuple(keys)
     where: dict[GroupKind, set[str]] = {}
     for key in keys:
         where.setdefault(GroupKind.of(key), set()).add(key.namespace)
     try:
-        members = await list_members(api, discovery, where, f"{PART_OF_LABEL}={applyset_id}")
+        members = await list_members(api, discovery, where, f"{PART_OF_LABEL}={applyset_id}", confined=scope)
     except ClusterError:  # then each object is read on its own, and says why it cannot be
         members = []
     live: dict[Identity, Obj] = {identity(key): obj for obj in members if (key := key_of(obj)) is not None}
-    healths = await gather_all(*(_health(api, discovery, key, live.get(identity(key))) for key in keys))
+    healths = await gather_all(
+        *(
+            _health(api, discovery, key, live.get(identity(key)))
+            if scope in (None, key.namespace)
+            else _outside(key, scope)
+            for key in keys
+        )
+    )
     return aggregate(stack_id, deployment_object, healths)
 
 
@@ -74,6 +83,12 @@ async def _health(
         return assess(key, obj, pods=await _pods(api, key.namespace, obj))
     except ClusterError as error:
         return ResourceHealth(key, Health.UNKNOWN, error.reason, error.message)
+
+
+async def _outside(key: ResourceKey, scope: str) -> ResourceHealth:
+    """An object an agent confined to `scope` may not read (held from before it was confined)."""
+    message = f"outside the namespace {scope!r} this agent is confined to"
+    return ResourceHealth(key, Health.UNKNOWN, OUTSIDE_NAMESPACE_SCOPE, message)
 
 
 async def _read(api: KubeClient, discovery: Discovery, key: ResourceKey) -> Obj | None:

@@ -12,6 +12,9 @@ requests are in flight than connections exist. Every request carries the configu
 urllib3's own retries are off: `retrying` is the one retry policy, so `max_apply_retries` means
 what it says.
 
+Watches (`stream`) are long-lived requests, each holding a thread of a separate pool for as long
+as it is open, so they never take a thread from the requests above.
+
 A non-2xx answer is raised as the `ClusterError` that `agent.reconcile.errors.classify` makes of
 it, a request without an answer as `transport_error`. One API server quirk is classified here,
 because `classify` does not know it yet: a server-side apply of a field the schema does not
@@ -22,9 +25,11 @@ fixes, so it is permanent, INVALID_OBJECT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
-from collections.abc import Awaitable, Iterable, Mapping
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -53,6 +58,8 @@ JSON = "application/json"
 APPLY_PATCH = "application/apply-patch+yaml"
 #: Objects per page when listing: big enough for few round trips, small enough to bound memory.
 PAGE_SIZE = 500
+#: Watches open at once at most (one per watched kind, typically), each holding a thread.
+MAX_STREAMS = 64
 
 Obj = dict[str, Any]
 Query = Iterable[tuple[str, str]]
@@ -89,6 +96,9 @@ class KubeClient:
         self._timeout = timeout
         self._retry = retry
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix="brokkr-kube")
+        self._streams = ThreadPoolExecutor(MAX_STREAMS, thread_name_prefix="brokkr-kube-watch")
+        self._open: set[Any] = set()
+        self._open_lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -156,10 +166,83 @@ class KubeClient:
             if not token:
                 return items
 
+    async def stream(
+        self, path: str, query: Query, on_line: Callable[[Obj], None], *, read_timeout: float
+    ) -> None:
+        """GET `path` (a watch) and call `on_line`, on the event loop, with each JSON object the
+        answer streams, one per line; return when the server ends the answer. Not retried; raises
+        the `ClusterError` of a failed request, or of a stream silent for `read_timeout` seconds.
+        Cancelling the awaiting task closes the connection."""
+        loop = asyncio.get_running_loop()
+        cancelled = threading.Event()
+        deliver = functools.partial(loop.call_soon_threadsafe, on_line)
+        call = functools.partial(self._stream, path, list(query), deliver, cancelled, read_timeout)
+        try:
+            await loop.run_in_executor(self._streams, call)
+        finally:
+            cancelled.set()
+            self._shutdown_streams(only_cancelled=True)
+
     def close(self) -> None:
-        """Stop taking requests and close pooled connections; requests in flight end by timeout."""
+        """Stop taking requests and close pooled connections and open watches; requests in flight
+        end by timeout."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._shutdown_streams(only_cancelled=False)
+        self._streams.shutdown(wait=False, cancel_futures=True)
         self._api.close()
+
+    def _shutdown_streams(self, *, only_cancelled: bool) -> None:
+        with self._open_lock:
+            doomed = [(r, c) for r, c in self._open if c.is_set() or not only_cancelled]
+        for response, _ in doomed:
+            # Already closed or released (urllib3 raises ValueError or RuntimeError then).
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                response.shutdown()
+
+    def _stream(
+        self,
+        path: str,
+        query: list[tuple[str, str]],
+        deliver: Callable[[Obj], object],
+        cancelled: threading.Event,
+        read_timeout: float,
+    ) -> None:
+        """Runs in a stream thread."""
+        method, url, headers, body, _ = self._api.param_serialize(
+            "GET", path, query_params=query, header_params={"Accept": JSON}, auth_settings=["BearerToken"]
+        )
+        try:
+            timeouts = (self._timeout, read_timeout)
+            answer = self._api.call_api(method, url, headers, body, _request_timeout=timeouts)
+        except (urllib3.exceptions.HTTPError, OSError, ApiException) as error:
+            raise transport_error(error) from error
+        if not 200 <= answer.status < 300:
+            raise failure(answer.status, answer.read(), answer.headers.get("Retry-After"))
+        response = answer.response
+        entry = (response, cancelled)
+        with self._open_lock:
+            self._open.add(entry)
+        complete = False
+        try:
+            if cancelled.is_set():
+                return
+            pending = b""
+            for chunk in response.stream(decode_content=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip() and isinstance(parsed := _json_line(line), dict):
+                        deliver(parsed)
+            complete = True
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            if not cancelled.is_set():
+                raise transport_error(error) from error
+        finally:
+            with self._open_lock:
+                self._open.discard(entry)
+            if not complete:
+                response.close()  # a connection cut mid-answer cannot carry another request
+            response.release_conn()
 
     def _call(
         self, method: str, path: str, query: list[tuple[str, str]], body: Obj | None, ct: str
@@ -236,6 +319,13 @@ def configuration(settings: KubernetesSettings, *, max_concurrency: int = 8) -> 
     loaded.retries = False
     loaded.connection_pool_maxsize = max_concurrency
     return loaded
+
+
+def _json_line(line: bytes) -> object:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
 
 
 def _object(data: bytes) -> Obj:

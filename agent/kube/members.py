@@ -6,6 +6,8 @@ from that listing what the stack no longer holds, applying compares each object'
 to skip writes that would change nothing, and health reads the stack's objects from it.
 
 Only kinds the cluster still serves are listed: a kind whose CRD was deleted has no objects left.
+An agent confined to one namespace lists only there: cluster-scoped kinds and other namespaces
+are skipped, whatever a (possibly older, cluster-wide) record says, so it never lists cluster-wide.
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ from agent.reconcile.kinds import GroupKind
 
 
 async def list_members(
-    api: KubeClient, discovery: Discovery, where: Mapping[GroupKind, Collection[str]], label_selector: str
+    api: KubeClient,
+    discovery: Discovery,
+    where: Mapping[GroupKind, Collection[str]],
+    label_selector: str,
+    *,
+    confined: str | None = None,
 ) -> list[Obj]:
     """Every object matching `label_selector` of each group-kind in `where`, in the namespaces
-    `where` names for it (cluster-scoped kinds: once, cluster-wide). Items carry apiVersion and kind."""
+    `where` names for it (cluster-scoped kinds: once, cluster-wide). Items carry apiVersion and kind.
+    With `confined`, only namespaced kinds, in that namespace."""
     await discovery.know(where)
     paths = []
     for group_kind in sorted(where):
@@ -30,8 +38,9 @@ async def list_members(
         if resource is None:
             continue
         if resource.namespaced:
-            paths += [resource.path(namespace) for namespace in sorted(where[group_kind]) if namespace]
-        else:
+            namespaces = sorted(n for n in where[group_kind] if n and confined in (None, n))
+            paths += [resource.path(namespace) for namespace in namespaces]
+        elif confined is None:
             paths.append(resource.path())
     found = await gather_all(*(_list(api, path, label_selector) for path in paths))
     return [obj for objects in found for obj in objects]

@@ -22,6 +22,12 @@ What the planner adds to each manifest is the ApplySet member label and nothing 
 apply makes the agent's field manager own whatever it sends, so every added field is one more
 thing it owns and fights over; the content hashes live in the parent, not on the objects.
 
+An agent confined to one namespace (`ClusterFacts.scope`, for namespaced RBAC) plans only
+objects in that namespace: a namespaced object without a namespace is placed in it (the key the
+broker sent still names it in the record and the ack, so a restart's Hello matches what the broker
+sent); an object in another namespace, and every cluster-scoped object (Namespaces, CRDs,
+ClusterRoles ...), is refused with OUTSIDE_NAMESPACE_SCOPE naming it, before anything is written.
+
 A Namespace is created by Brokkr only if it is an object of the stack; an object in a namespace
 that neither exists nor is in the stack fails its dry run with MISSING_NAMESPACE, naming it. A
 namespace counts as created by Brokkr only if it did not exist when the stack first applied it,
@@ -32,7 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.reconcile.applyset import (
@@ -46,7 +52,7 @@ from agent.reconcile.applyset import (
     parent_manifest,
     parse_parent,
 )
-from agent.reconcile.errors import INVALID_MANIFEST, MISSING_KIND, PermanentError
+from agent.reconcile.errors import INVALID_MANIFEST, MISSING_KIND, OUTSIDE_NAMESPACE_SCOPE, PermanentError
 from agent.reconcile.kinds import (
     CRD,
     NAMESPACE,
@@ -77,6 +83,8 @@ class ClusterFacts:
     namespaces: frozenset[str]
     #: Where the agent keeps the stacks' ApplySet parents.
     parent_namespace: str = DEFAULT_PARENT_NAMESPACE
+    #: The one namespace the agent may touch (namespaced RBAC); None: the whole cluster.
+    scope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,9 @@ class ApplyPlan:
     waves: tuple[ApplyWave, ...]
     prune: PruneScope
     parent_after: dict[str, Any]
+    #: The key the broker sent for each object the plan placed in the agent's namespace, by the
+    #: key it is applied under; results are reported under the broker's key.
+    placed: Mapping[ResourceKey, ResourceKey] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,14 +137,21 @@ def plan_apply(
     (the session's view, which the update's delta is relative to) and `parent` is the stack's
     live ApplySet parent (None if there is none). PermanentError, before anything is changed, for
     manifests that cannot be applied: not matching their key, of kinds the cluster does not serve,
-    namespaced without a namespace, or claiming another ApplySet."""
+    namespaced without a namespace, outside the agent's namespace scope, or claiming another
+    ApplySet."""
     _refuse_foreign(update.stack_id, parent, cluster.parent_namespace)
     before = _recorded(update.stack_id, parent, cluster.parent_namespace)
     objects = _labelled_manifests(update.apply, before)
     crds = _defined_kinds(objects)
-    namespaced = _scopes(objects, KindScopes(cluster.discovery, crds.values()))
+    scopes = KindScopes(cluster.discovery, crds.values())
+    namespaced = _scopes(objects, scopes, cluster.scope)
+    placement = {key: place(key, scopes, cluster.scope) for key in objects}
+    objects, namespaced = _placed(objects, placement, cluster), _rekeyed(namespaced, placement)
     delta = Delta(tuple((r.key, r.content_hash) for r in update.apply), tuple(update.remove))
+    # The record keeps the broker's keys (a restart's Hello must match them); the cluster, the
+    # placed ones.
     hashes = apply_delta({} if update.full_state else held.resources, delta)
+    in_cluster = [place(key, scopes, cluster.scope) for key in hashes]
     creating = _namespace_names(objects) - cluster.namespaces
     after = RecordedState(
         update.stack_id,
@@ -141,13 +159,13 @@ def plan_apply(
         update.deployment_object,
         hashes,
         group_kinds=frozenset(GroupKind.of(key) for key in hashes),
-        namespaces=frozenset(key.namespace for key in hashes if key.namespace),
+        namespaces=frozenset(key.namespace for key in in_cluster if key.namespace),
         created_namespaces=(before.created_namespaces | creating) & _namespace_names(hashes),
         stack_name=update.stack_name,
     )
     superset = _superset(before, after, update.remove, before.created_namespaces | creating)
     steps = sorted(
-        (Step(r.key, r.content_hash, objects[r.key]) for r in update.apply),
+        (Step(placement[r.key], r.content_hash, objects[placement[r.key]]) for r in update.apply),
         key=lambda step: install_position(step.key, namespaced=namespaced[step.key]),
     )
     pending = {key for key in objects if key.namespace in creating or GroupKind.of(key) in crds}
@@ -157,9 +175,31 @@ def plan_apply(
         parent_before=parent_manifest(superset),
         dry_run=tuple(step for step in steps if step.key not in pending),
         waves=_waves(steps, namespaced, crds),
-        prune=_prune_scope(superset, keep=hashes) if knows_held else _prune_nothing(superset),
+        prune=_prune_scope(superset, keep=in_cluster) if knows_held else _prune_nothing(superset),
         parent_after=parent_manifest(after),
+        placed=_as_sent(placement, (*held.resources, *update.remove), scopes, cluster.scope),
     )
+
+
+def _as_sent(
+    placement: Mapping[ResourceKey, ResourceKey],
+    others: Iterable[ResourceKey],
+    scopes: KindScopes,
+    scope: str | None,
+) -> dict[ResourceKey, ResourceKey]:
+    """The key as sent of every object placed in the agent's namespace (those to apply, and those
+    held or to remove, which pruning may report), by the key it has in the cluster."""
+    sent = {place(key, scopes, scope): key for key in others}
+    sent |= {placed: key for key, placed in placement.items()}
+    return {placed: key for placed, key in sent.items() if placed != key}
+
+
+def place(key: ResourceKey, scopes: KindScopes, scope: str | None) -> ResourceKey:
+    """Where the object `key` is in the cluster: in the agent's namespace `scope` if its kind is
+    namespaced and the key names no namespace; else where the key says."""
+    if scope is None or key.namespace or not scopes.namespaced(GroupKind.of(key)):
+        return key
+    return key._replace(namespace=scope)
 
 
 def plan_removal(
@@ -258,9 +298,12 @@ def _defined_kinds(objects: Mapping[ResourceKey, Mapping[str, Any]]) -> dict[Gro
     return {kind.group_kind: kind for kind in kinds if kind is not None}
 
 
-def _scopes(objects: Mapping[ResourceKey, Any], scopes: KindScopes) -> dict[ResourceKey, bool]:
+def _scopes(
+    objects: Mapping[ResourceKey, Any], scopes: KindScopes, confined: str | None = None
+) -> dict[ResourceKey, bool]:
     """Whether each object's kind is namespaced; PermanentError naming every object whose kind is
-    unknown or whose namespace does not fit its kind."""
+    unknown, whose namespace does not fit its kind, or that is outside the namespace the agent is
+    `confined` to (None: the whole cluster)."""
     namespaced: dict[ResourceKey, bool] = {}
     problems: list[ResourceError] = []
     for key in sorted(objects):
@@ -269,7 +312,9 @@ def _scopes(objects: Mapping[ResourceKey, Any], scopes: KindScopes) -> dict[Reso
         if scope is None:
             message = f"the cluster does not serve {group_kind}, and no CRD in the stack defines it"
             problems.append(ResourceError(key, MISSING_KIND, message))
-        elif scope and not key.namespace:
+        elif confined is not None and (outside := _outside(key, group_kind, scope, confined)):
+            problems.append(ResourceError(key, OUTSIDE_NAMESPACE_SCOPE, outside))
+        elif scope and not key.namespace and confined is None:
             problems.append(
                 ResourceError(
                     key, "NAMESPACE_REQUIRED", f"{group_kind} is namespaced: set metadata.namespace"
@@ -283,6 +328,50 @@ def _scopes(objects: Mapping[ResourceKey, Any], scopes: KindScopes) -> dict[Reso
     if problems:
         raise PermanentError.for_objects(problems)
     return namespaced
+
+
+def _outside(key: ResourceKey, group_kind: GroupKind, namespaced: bool, confined: str) -> str:
+    """Why the agent confined to namespace `confined` may not apply `key`; "" if it may."""
+    if not namespaced:
+        return (
+            f"{group_kind} is cluster-scoped, and this agent is confined to namespace {confined!r}"
+            " (kubernetes.namespace): apply it with a cluster-wide agent"
+        )
+    if key.namespace and key.namespace != confined:
+        return f"namespace {key.namespace!r} is outside this agent's namespace {confined!r}"
+    return ""
+
+
+def _placed(
+    objects: Mapping[ResourceKey, dict[str, Any]],
+    placement: Mapping[ResourceKey, ResourceKey],
+    cluster: ClusterFacts,
+) -> dict[ResourceKey, dict[str, Any]]:
+    """`objects` by placed key, each manifest naming its namespace; PermanentError for an object
+    placed where it would overwrite a stack's record."""
+    placed: dict[ResourceKey, dict[str, Any]] = {}
+    problems: list[ResourceError] = []
+    for key, manifest in objects.items():
+        where = placement[key]
+        if where != key and _is_reserved(where, cluster.parent_namespace):
+            message = f"Secrets named {PARENT_NAME_PREFIX}* in this namespace are Brokkr's records"
+            problems.append(ResourceError(key, INVALID_MANIFEST, message))
+        elif where in placed or (where != key and where in objects):
+            message = f"is the same object as {where} once placed in namespace {where.namespace!r}"
+            problems.append(ResourceError(key, INVALID_MANIFEST, message))
+        elif where != key:
+            placed[where] = {**manifest, "metadata": {**manifest["metadata"], "namespace": where.namespace}}
+        else:
+            placed[key] = manifest
+    if problems:
+        raise PermanentError.for_objects(problems)
+    return placed
+
+
+def _rekeyed(
+    by_key: Mapping[ResourceKey, bool], placement: Mapping[ResourceKey, ResourceKey]
+) -> dict[ResourceKey, bool]:
+    return {placement[key]: value for key, value in by_key.items()}
 
 
 # -- building the plan ---------------------------------------------------------------------------

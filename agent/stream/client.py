@@ -195,15 +195,17 @@ class SessionClient:
             stub = agent_session_service_pb2_grpc.AgentSessionServiceStub(channel)
             call = stub.Connect(_drain(outbox), metadata=(("authorization", f"Bearer {self._key()}"),))
             self._call = call
+            welcomed_now = asyncio.Event()
             tasks = [
                 asyncio.create_task(self._work(session, work), name="session-worker"),
-                asyncio.create_task(self._clock(session), name="session-clock"),
+                asyncio.create_task(self._clock(session, welcomed_now), name="session-clock"),
             ]
             try:
                 async for response in call:
                     for action in session.receive(response, time.time()):
                         if isinstance(action, machine.Welcomed):
                             welcomed = True
+                            welcomed_now.set()  # the clock owes a heartbeat at once
                             self.welcome = action
                             self.connected.set()
                             log.info("session welcomed", agent=action.agent_name, replica=action.replica_name)
@@ -284,7 +286,7 @@ class SessionClient:
                 )
                 await self._send(session.failed(item.nonce, status))
 
-    async def _clock(self, session: machine.AgentSession) -> None:
+    async def _clock(self, session: machine.AgentSession, welcomed: asyncio.Event) -> None:
         """Heartbeats when due; close the stream when the broker has gone silent."""
         while True:
             now = time.time()
@@ -302,7 +304,12 @@ class SessionClient:
                     self._end_stream()
                     return
             wake = min(session.deadline, session.next_heartbeat_at or session.deadline)
-            await asyncio.sleep(max(0.05, wake - time.time()))
+            pause = max(0.05, wake - time.time())
+            if welcomed.is_set():
+                await asyncio.sleep(pause)
+            else:  # before the Welcome nothing is due but the deadline; the Welcome makes a heartbeat due
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(welcomed.wait(), timeout=pause)
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -15,7 +15,12 @@ from datetime import datetime
 
 from broker.domain.model import DeploymentObject, Stack
 from brokkr_common.session.resource_key import ResourceKey
-from brokkr_common.session.stacks import DeploymentObjectRef, DesiredResource, DesiredStack
+from brokkr_common.session.stacks import (
+    DeploymentObjectRef,
+    DesiredResource,
+    DesiredStack,
+    asks_force_conflicts,
+)
 
 
 class DesiredStacks:
@@ -72,6 +77,7 @@ class DesiredStacks:
                 )
                 for r in deployment_object.resources
             ),
+            force_conflicts=asks_force_conflicts(stack.annotations),
         )
         self._created_at[deployment_object.id] = deployment_object.created_at
         while len(self._cache) > self._capacity:
@@ -81,5 +87,8 @@ class DesiredStacks:
     def _cached(self, stack: Stack) -> DesiredStack | None:
         assert stack.desired is not None
         cached = self._cache.get(stack.desired.id)
-        # A renamed stack keeps its versions; its name travels in every update, so rebuild.
-        return cached if cached is not None and cached.name == stack.name else None
+        # A stack renamed, or asking for force differently, keeps its versions; both travel in
+        # every update, so rebuild.
+        if cached is None or cached.name != stack.name:
+            return None
+        return cached if cached.force_conflicts == asks_force_conflicts(stack.annotations) else None

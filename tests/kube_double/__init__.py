@@ -21,12 +21,13 @@ Where things are:
     kinds.py        the served resource types and their registry; crds.py adds CRD-defined ones
     calls.py        a routed request: its options and body, checked as upstream checks them
     verbs.py        get, list, create, update, patch, delete, deletecollection
+    watching.py     watch: chunked JSON-line events, resourceVersion, 410 Gone, bookmarks
     cluster.py      stored objects and served kinds, controllers' effects, the test helpers
     ownership.py    server-side apply and managedFields; fieldpaths.py, merging.py underneath
     patches.py      JSON merge patch and JSON patch
     validation.py   the 422s the double knows; strategies.py what a write does besides
     selectors.py    label and field selectors
-    storage.py      objects, resourceVersion, write counting
+    storage.py      objects, resourceVersion, write counting, the event history watches read
     faults.py       injected failures, denials, the request log
     handle.py       `KubeApi`: server + kubeconfig + clients; fixtures.py the `kube_api` fixture
 
@@ -38,8 +39,10 @@ Modelled (each module's docstring says precisely how):
   ClusterRoleBinding (rbac.authorization.k8s.io/v1), CustomResourceDefinition
   (apiextensions.k8s.io/v1), HorizontalPodAutoscaler (autoscaling/v2), PodDisruptionBudget
   (policy/v1); CRD kinds once their CRD is Established (at once, or when a test says so).
-* All verbs but watch; `/status` subresources; dry run; optimistic concurrency; generation;
-  uid/creationTimestamp/resourceVersion; finalizers holding a deletion; namespace cascade.
+* All verbs; watch as a chunked stream of ADDED/MODIFIED/DELETED events from a resourceVersion,
+  with selectors, `timeoutSeconds`, bookmarks and 410 Gone after `compact()`; `/status`
+  subresources; dry run; optimistic concurrency; generation; uid/creationTimestamp/resourceVersion;
+  finalizers holding a deletion; namespace cascade.
 * Server-side apply with field ownership, conflicts, force, shared ownership, removal of fields an
   applier drops, `before-first-apply`, no-op detection; merge and JSON patches; Update managers.
 * Validation (422) for a documented set of rules; `fieldValidation` for unknown top-level and
@@ -49,8 +52,10 @@ Modelled (each module's docstring says precisely how):
 
 Not modelled, on purpose:
 
-* watch (405), aggregated discovery, OpenAPI (/openapi/v2 and /openapi/v3 answer 404), protobuf
-  and CBOR, `resourceVersion` semantics on reads (lists are always current), bookmarks.
+* For watches: label changes turning into ADDED/DELETED for a selector, periodic bookmarks,
+  `sendInitialEvents`, the watch cache's own window.
+* Aggregated discovery, OpenAPI (/openapi/v2 and /openapi/v3 answer 404), protobuf and CBOR,
+  `resourceVersion` semantics on reads (lists are always current).
 * Defaulting (no `replicas: 1`, no Service `clusterIP`, no `imagePullPolicy`), admission, quotas,
   controllers (nothing rolls out, schedules or garbage-collects: tests set status with
   `set_status`), ownerReference cascades, a namespace's `Terminating` phase, CRD finalizers.

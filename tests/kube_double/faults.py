@@ -10,6 +10,8 @@ see what a client did.
 * `drop_next(...)`: matching requests have their connection closed without an answer. urllib3
   retries a dropped GET/PUT/DELETE on its own (three times by default), so drop enough of them.
 * `deny(verb, resource)`: 403 Forbidden, worded like the RBAC authorizer, for the configured user.
+* `confine(namespace)`: 403 for every resource request outside that namespace (cluster-scoped
+  objects and lists across all namespaces included), as for a user with only a Role there.
 
 Every request is recorded (method, path, query, content type, field manager, verb, answer code).
 """
@@ -67,13 +69,16 @@ class Denial:
     resource: str  # "deployments", "deployments/status" or "*"
     group: str | None = None  # None: any group
     namespace: str | None = None  # None: any namespace (and cluster scope)
+    #: Set: the rule matches everywhere but in this namespace (`namespace` is then ignored).
+    outside: str | None = None
 
     def matches(self, verb: str, group: str, resource: str, namespace: str | None) -> bool:
+        where = namespace != self.outside if self.outside is not None else self.namespace in (None, namespace)
         return (
             self.verb in ("*", verb)
             and self.resource in ("*", resource)
             and self.group in (None, group)
-            and self.namespace in (None, namespace)
+            and where
         )
 
 

@@ -3,8 +3,9 @@
 The official client is synchronous and tests may run their own asyncio loops, so the server runs
 its own threads and never touches the test's event loop. Each request goes through bearer-token
 authentication (401), injected failures, routing (a discovery document or a served resource, else
-upstream's generic 404), RBAC-like denials (403), then the `Backend`; every request lands in the
-request log. HTTP/1.1 keep-alive is on, as urllib3 expects; `stop()` releases hung requests, closes
+upstream's generic 404), RBAC-like denials (403), then the `Backend` (a watch is streamed instead,
+see `watching`); every request lands in the request log. HTTP/1.1 keep-alive is on, as urllib3
+expects; `stop()` releases hung requests, ends watches, closes
 open connections and joins handler threads, each wait bounded.
 
 A bug in the double itself is answered 500 and kept in `internal_errors`; the `kube_api` fixture
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import select
 import socket
 import threading
 import traceback
@@ -30,6 +32,7 @@ from tests.kube_double.errors import JSON, ApiError, internal_error, resource_no
 from tests.kube_double.faults import Denial, Failure, Faults, RecordedRequest, denial_error
 from tests.kube_double.routing import RequestInfo, request_info, resolve
 from tests.kube_double.verbs import Reply, Verbs
+from tests.kube_double.watching import Watch
 
 #: The identity denials name in their message (the agent's service account, typically).
 DEFAULT_USER = "system:serviceaccount:brokkr-system:brokkr-agent"
@@ -90,6 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         reply = self.server.double.serve(self.command, self.path, dict(self.headers.items()), body)
+        if isinstance(reply, Watch):
+            self._stream(reply)
+            return
         if reply is None:
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -107,6 +113,30 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def _stream(self, watch: Watch) -> None:
+        """A watch's events, one JSON line per HTTP chunk, until the watch or the client ends."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        watch.client_gone = self._client_gone
+        try:
+            for event in watch.events():
+                line = json.dumps(event).encode() + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
+
+    def _client_gone(self) -> bool:
+        """Whether the client closed its end (a watch request sends nothing more until then)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
 
 class KubeApiServer:
     """A Kubernetes API server double on 127.0.0.1:<free port>, plus the levers tests pull."""
@@ -119,6 +149,8 @@ class KubeApiServer:
         self.cluster = Cluster()
         self.verbs = Verbs(self.cluster)
         self.faults = Faults()
+        #: Set to end every open watch (`end_watches`, `stop`).
+        self._watches_end = threading.Event()
         #: Tracebacks of requests the double itself failed on (its bugs).
         self.internal_errors: list[str] = []
         self._server: _Server | None = None
@@ -140,6 +172,7 @@ class KubeApiServer:
             return
         server, self._server = self._server, None
         self.faults.release_hangs(for_good=True)
+        self._watches_end.set()
         server.shutdown()
         server.server_close()
         server.close_connections()
@@ -161,8 +194,9 @@ class KubeApiServer:
 
     # -- one request -------------------------------------------------------------------------------
 
-    def serve(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply | None:
-        """Answer one HTTP request; None means "close the connection without an answer"."""
+    def serve(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply | Watch | None:
+        """Answer one HTTP request; None means "close the connection without an answer", a
+        `Watch` "stream its events"."""
         split = urlsplit(raw_path)
         path, query = unquote(split.path), parse_qs(split.query, keep_blank_values=True)
         info = request_info(method, path, query)
@@ -176,7 +210,7 @@ class KubeApiServer:
             reply = Reply(failure.code, failure.status())
         content_type = _header(headers, "Content-Type")
         manager = query.get("fieldManager", [""])[0]
-        status = reply.code if reply is not None else 0
+        status = 200 if isinstance(reply, Watch) else reply.code if reply is not None else 0
         self.faults.record(RecordedRequest(method, path, query, content_type, manager, info.verb, status))
         return reply
 
@@ -188,7 +222,7 @@ class KubeApiServer:
         headers: dict[str, str],
         body: bytes,
         info: RequestInfo,
-    ) -> Reply | None:
+    ) -> Reply | Watch | None:
         if _header(headers, "Authorization") != f"Bearer {self.token}":
             raise unauthorized()
         failure = self.faults.take(info.verb, path)
@@ -214,6 +248,8 @@ class KubeApiServer:
         call = Call(
             info.verb, target, query, body, _header(headers, "Content-Type"), _header(headers, "User-Agent")
         )
+        if info.verb == "watch":
+            return Watch(self.cluster.store, call, self._watches_end)
         return self.verbs.handle(call)
 
     def _discovery_document(self, method: str, path: str) -> JSON | None:
@@ -253,9 +289,22 @@ class KubeApiServer:
     def release_hangs(self) -> None:
         self.faults.release_hangs()
 
+    def end_watches(self) -> None:
+        """End every open watch now (as an API server restart or its watch timeout would)."""
+        ended, self._watches_end = self._watches_end, threading.Event()
+        ended.set()
+
+    def compact(self) -> None:
+        """Forget the store's history: a watch resuming from an earlier resourceVersion gets 410."""
+        self.cluster.store.compact()
+
     def deny(self, verb: str, resource: str, group: str | None = None, namespace: str | None = None) -> None:
         """Forbid `verb` ("*": all) on `resource` ("deployments", "deployments/status", "*") to the user."""
         self.faults.deny(Denial(verb, resource, group, namespace))
+
+    def confine(self, namespace: str) -> None:
+        """Forbid the user every resource request outside `namespace`, as a Role there would."""
+        self.faults.deny(Denial("*", "*", outside=namespace))
 
     def requests(self) -> list[RecordedRequest]:
         """Every request so far, oldest first (`status` 0: left unanswered)."""

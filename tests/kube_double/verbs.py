@@ -16,7 +16,7 @@ through etcd's compare-and-swap.
 * `dryRun=All` on every write: checked, validated and answered as if done; nothing stored.
 * `/status`: writes to the main resource ignore `.status`, status writes change only `.status`.
 * A write that changes nothing (an identical re-apply or PUT) stores nothing and keeps the
-  resourceVersion. `watch` is answered 405.
+  resourceVersion. `watch` is not a verb here: the server streams it (`watching`).
 """
 
 from __future__ import annotations

@@ -42,8 +42,18 @@ def update(
     remove: Iterable[ResourceKey] = (),
     full_state: bool = False,
     stack_id: str = STACK,
+    force_conflicts: bool = False,
 ) -> Apply:
-    return Apply(f"nonce-{sequence}", stack_id, "shop", ref(sequence), resources, tuple(remove), full_state)
+    return Apply(
+        f"nonce-{sequence}",
+        stack_id,
+        "shop",
+        ref(sequence),
+        resources,
+        tuple(remove),
+        full_state,
+        force_conflicts,
+    )
 
 
 def holding(change: Apply, held: HeldStack = UNKNOWN) -> HeldStack:

@@ -42,7 +42,7 @@ async def refused(cluster: Cluster, *objects: Obj) -> PermanentError:
 
 
 @pytest.mark.usefixtures("shop")
-async def test_fields_another_manager_owns_are_a_conflict_naming_the_object_unless_forced(
+async def test_fields_another_manager_owns_are_a_conflict_naming_the_object_unless_the_stack_forces(
     kube_api: KubeApi, cluster: Cluster
 ) -> None:
     apps = client.AppsV1Api(kube_api.api_client())
@@ -53,7 +53,9 @@ async def test_fields_another_manager_owns_are_a_conflict_naming_the_object_unle
     with pytest.raises(PermanentError) as raised:
         await cluster.apply(change, UNKNOWN)
     assert writes(kube_api) == []
-    results = await cluster.apply(change, UNKNOWN, force=True)
+    forcing = update(1, desired(deployment(replicas=2)), full_state=True, force_conflicts=True)
+    results = await cluster.apply(forcing, UNKNOWN)
+    assert {r.query.get("force", [""])[0] for r in writes(kube_api) if r.method == "PATCH"} == {"true"}
 
     assert raised.value.reason == "FIELD_MANAGER_CONFLICT"
     [error] = raised.value.errors

@@ -329,6 +329,24 @@ async def test_an_agent_never_receives_a_stack_not_targeted_at_it(world: World):
         await _stop(client, task)
 
 
+async def test_the_first_heartbeat_follows_the_welcome_at_once(world: World):
+    # The heartbeat interval is 10 s; the agent's reachability must not wait for it.
+    client = world.client(RecordingRuntime())
+    task = await _connected(client)
+    try:
+        async with asyncio.timeout(5):
+            while True:
+                agent = world.admin.call(
+                    world.admin.agents.GetAgent, agent_api.GetAgentRequest(id=world.agent_id)
+                ).agent
+                if agent.HasField("last_heartbeat_time"):
+                    break
+                await asyncio.sleep(0.05)
+        assert agent.kubernetes_reachable
+    finally:
+        await _stop(client, task)
+
+
 async def test_rotating_the_agents_key_ends_its_stream(world: World):
     runtime = RecordingRuntime()
     client = world.client(runtime)

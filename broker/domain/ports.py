@@ -379,6 +379,10 @@ class IdempotencyRepository(Protocol):
 class EventRepository(Protocol):
     """The append-only event log, ordered by id, which ascends in commit order."""
 
+    async def append_many(self, events: Sequence[Event]) -> list[Event]:
+        """`append` for several events at once, in order, in one round trip."""
+        ...
+
     async def append(self, event: Event) -> Event:
         """Store the event (its `id` is ignored) and return it with its id. Call it as the last
         write before committing: on PostgreSQL it serialises event-writing transactions until they end."""

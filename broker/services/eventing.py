@@ -11,7 +11,7 @@ event ids in commit order until the transaction ends (see broker/db/repositories
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,8 +22,7 @@ from broker.domain.ports import UnitOfWork
 from broker.services import webhooks_outbox
 
 
-async def emit(
-    uow: UnitOfWork,
+def draft(
     event_type: EventType,
     *,
     actor: Principal | None,
@@ -35,12 +34,12 @@ async def emit(
     payload: Mapping[str, Any] | None = None,
     at: datetime | None = None,
 ) -> Event:
-    """Append an event in `uow`'s open transaction; it becomes visible only if that commits.
+    """An event to append with `emit_many`, without its id yet.
 
     `actor` None means the broker itself (a stream ending, a sweep). `labels` are the main subject's
     labels as they are now (see `Event`); `payload` must be JSON-serialisable.
     """
-    event = Event(
+    return Event(
         id="",
         type=event_type,
         time=at or datetime.now(UTC),
@@ -53,7 +52,20 @@ async def emit(
         labels=dict(labels or {}),
         payload=dict(payload or {}),
     )
-    stored = await uow.events.append(event)
-    await webhooks_outbox.enqueue(uow, stored)
+
+
+async def emit(uow: UnitOfWork, event_type: EventType, **fields: Any) -> Event:
+    """Append one event (`draft`'s arguments) in `uow`'s open transaction; it becomes visible only
+    if that commits."""
+    [stored] = await emit_many(uow, [draft(event_type, **fields)])
+    return stored
+
+
+async def emit_many(uow: UnitOfWork, drafts: Sequence[Event]) -> list[Event]:
+    """Append several events at once, in order (a batch of agent reports writes hundreds)."""
+    if not drafts:
+        return []
+    stored = await uow.events.append_many(drafts)
+    await webhooks_outbox.enqueue_many(uow, stored)
     uow.record(EventsAppended())
     return stored

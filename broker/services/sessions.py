@@ -30,7 +30,7 @@ from broker.domain.events import EventType
 from broker.domain.model import Agent, ConnectionState, DeploymentObject, Principal, Role, Stack
 from broker.domain.ports import UnitOfWork
 from broker.services import access, targeting
-from broker.services.eventing import emit
+from broker.services.eventing import draft, emit, emit_many
 from brokkr_common.errors import not_found
 
 R = TypeVar("R", ApplyReport, HealthReport, Heartbeat)
@@ -143,9 +143,8 @@ async def record_reports(uow: UnitOfWork, reports: Sequence[Report]) -> None:
         labels = await uow.stacks.labels_of(
             list({r.stack_id for r in applied} | {r.stack_id for r, _ in changed})
         )
-        for report in applied:
-            await emit(
-                uow,
+        drafts = [
+            draft(
                 EventType.DEPLOYMENT_APPLIED if report.succeeded else EventType.DEPLOYMENT_FAILED,
                 actor=_agent(report.agent_id),
                 agent_id=report.agent_id,
@@ -155,9 +154,10 @@ async def record_reports(uow: UnitOfWork, reports: Sequence[Report]) -> None:
                 payload=_apply_payload(report),
                 at=report.at,
             )
-        for report, previous in changed:
-            await emit(
-                uow,
+            for report in applied
+        ]
+        drafts += [
+            draft(
                 EventType.HEALTH_CHANGED,
                 actor=_agent(report.agent_id),
                 agent_id=report.agent_id,
@@ -175,6 +175,9 @@ async def record_reports(uow: UnitOfWork, reports: Sequence[Report]) -> None:
                 },
                 at=report.at,
             )
+            for report, previous in changed
+        ]
+        await emit_many(uow, drafts)
         await uow.commit()
 
 
@@ -253,15 +256,19 @@ def _agent(agent_id: str) -> Principal:
 
 async def _disconnected(uow: UnitOfWork, agent_ids: Sequence[str], why: str) -> None:
     labels = await uow.agents.labels_of(agent_ids)
-    for agent_id in agent_ids:
-        await emit(
-            uow,
-            EventType.AGENT_DISCONNECTED,
-            actor=None,
-            agent_id=agent_id,
-            labels=labels[agent_id],
-            payload={"reason": why},
-        )
+    await emit_many(
+        uow,
+        [
+            draft(
+                EventType.AGENT_DISCONNECTED,
+                actor=None,
+                agent_id=agent_id,
+                labels=labels[agent_id],
+                payload={"reason": why},
+            )
+            for agent_id in agent_ids
+        ],
+    )
 
 
 def _apply_payload(report: ApplyReport) -> dict[str, object]:

@@ -17,7 +17,7 @@ them by hand) and the filters include label selectors that SQL cannot answer alo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from broker.domain.events import Event, EventType
 from broker.domain.ports import UnitOfWork
@@ -26,12 +26,22 @@ from broker.domain.webhooks_records import DeliveryState, WebhookDelivery, Webho
 
 async def enqueue(uow: UnitOfWork, event: Event) -> list[WebhookDelivery]:
     """Add the deliveries of a stored `event` (with its id) in `uow`'s open transaction."""
+    return await enqueue_many(uow, [event])
+
+
+async def enqueue_many(uow: UnitOfWork, events: Sequence[Event]) -> list[WebhookDelivery]:
+    """`enqueue` for several stored events, reading the subscriptions once."""
+    if not events:
+        return []
     subscriptions = await uow.webhooks.live_enabled()
-    if event.type is EventType.WEBHOOK_TEST:
-        wanted = [s for s in subscriptions if s.id == event.payload.get("webhook_id")]
-    else:
-        wanted = [s for s in subscriptions if s.filter.matches(event)]
-    deliveries = list(_deliveries(event, wanted))
+    deliveries = []
+    if subscriptions:
+        for event in events:
+            if event.type is EventType.WEBHOOK_TEST:
+                wanted = [s for s in subscriptions if s.id == event.payload.get("webhook_id")]
+            else:
+                wanted = [s for s in subscriptions if s.filter.matches(event)]
+            deliveries += _deliveries(event, wanted)
     await uow.webhooks.add_deliveries(deliveries)
     return deliveries
 

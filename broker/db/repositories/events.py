@@ -14,7 +14,7 @@ before committing, so the lock is held for the commit only (docs/explanation/eve
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,28 +35,38 @@ class SqlEventRepository:
 
     async def append(self, event: Event) -> Event:
         """Store the event (its `id` is ignored); returns it with the id it was given."""
+        [stored] = await self.append_many([event])
+        return stored
+
+    async def append_many(self, appended: Sequence[Event]) -> list[Event]:
+        """Store the events in order, in one statement; returns them with their ids."""
+        if not appended:
+            return []
         if not self._locked and self._connection.dialect.name == "postgresql":
             await self._connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_APPEND_LOCK}
             )
             self._locked = True
         result = await self._connection.execute(
-            insert(events)
-            .values(
-                type=str(event.type),
-                time=event.time,
-                actor_role=event.actor_role,
-                actor_id=event.actor_id,
-                agent_id=event.agent_id,
-                stack_id=event.stack_id,
-                deployment_object_id=event.deployment_object_id,
-                template_id=event.template_id,
-                labels=dict(event.labels),
-                payload=dict(event.payload),
-            )
-            .returning(events.c.id)
+            insert(events).returning(events.c.id, sort_by_parameter_order=True),
+            [
+                {
+                    "type": str(event.type),
+                    "time": event.time,
+                    "actor_role": event.actor_role,
+                    "actor_id": event.actor_id,
+                    "agent_id": event.agent_id,
+                    "stack_id": event.stack_id,
+                    "deployment_object_id": event.deployment_object_id,
+                    "template_id": event.template_id,
+                    "labels": dict(event.labels),
+                    "payload": dict(event.payload),
+                }
+                for event in appended
+            ],
         )
-        return dataclasses.replace(event, id=str(result.scalar_one()))
+        ids = result.scalars().all()
+        return [dataclasses.replace(event, id=str(ident)) for event, ident in zip(appended, ids, strict=True)]
 
     async def list_page(
         self,

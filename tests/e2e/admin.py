@@ -56,9 +56,11 @@ class Admin:
         )
         return CreatedAgent(created.agent.id, created.key)
 
-    def create_stack(self, name: str, agent_id: str) -> str:
+    def create_stack(self, name: str, agent_id: str, annotations: dict[str, str] | None = None) -> str:
         """A new stack targeted at the agent `agent_id`; its id."""
-        request = stack_service_pb2.CreateStackRequest(stack=stack_pb2.Stack(name=name))
+        request = stack_service_pb2.CreateStackRequest(
+            stack=stack_pb2.Stack(name=name, annotations=annotations)
+        )
         stack = self.client.call(self.client.stacks.CreateStack, request).stack
         target = target_service_pb2.CreateTargetRequest(agent_id=agent_id, stack_id=stack.id)
         self.client.call(self.client.targets.CreateTarget, target)

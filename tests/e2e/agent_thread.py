@@ -23,10 +23,10 @@ STOP_SECONDS = 30.0
 class AgentThread:
     """One run of the agent with key `key` against the broker at `broker_address`."""
 
-    def __init__(self, broker_address: str, key: str, kubeconfig: Path) -> None:
+    def __init__(self, broker_address: str, key: str, kubeconfig: Path, namespace: str | None = None) -> None:
         self.settings = load_settings(
             broker={"address": broker_address, "key": key, "reconnect_max_seconds": 1.0},
-            kubernetes={"kubeconfig": kubeconfig},
+            kubernetes={"kubeconfig": kubeconfig, "namespace": namespace},
             health={"interval_seconds": 2.0},
             http={"host": "127.0.0.1", "port": 0},
         )

@@ -59,10 +59,10 @@ class Cluster:
             lambda: self.custom.get_namespaced_custom_object(group, "v1", namespace, plural, name)
         )
 
-    def parent(self, stack_id: str) -> Obj | None:
-        """The stack's ApplySet parent Secret, or None."""
+    def parent(self, stack_id: str, namespace: str = PARENT_NAMESPACE) -> Obj | None:
+        """The stack's ApplySet parent Secret (in `namespace` for a namespace-scoped agent), or None."""
         name = f"brokkr-stack-{stack_id}"
-        return self._read(lambda: self.core.read_namespaced_secret(name, PARENT_NAMESPACE))
+        return self._read(lambda: self.core.read_namespaced_secret(name, namespace))
 
     def _read(self, read: Callable[[], Any]) -> Obj | None:
         """What `read` returns, as the JSON the API server sent; None on 404."""

@@ -98,8 +98,8 @@ def start_agent(
     """Starts the real agent with `agent`'s key; every run still going is stopped after the test."""
     started: list[AgentThread] = []
 
-    def start() -> AgentThread:
-        thread = AgentThread(broker.grpc_target, agent.key, cluster.kubeconfig)
+    def start(namespace: str | None = None) -> AgentThread:
+        thread = AgentThread(broker.grpc_target, agent.key, cluster.kubeconfig, namespace)
         started.append(thread.start())
         return thread
 

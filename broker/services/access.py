@@ -50,6 +50,20 @@ def require_role(actor: Principal, roles: Collection[Role], action: str) -> None
         raise PermissionDenied(f"only {allowed} keys may {action}", reason="ROLE_NOT_ALLOWED")
 
 
+def new_owner(actor: Principal, generator_id: str | None, kind: str) -> str | None:
+    """Who will own a new `kind` (a stack, a template): the generator creating it, or whichever
+    generator the admin names (or none). PERMISSION_DENIED for a generator naming another one."""
+    if actor.is_admin:
+        return generator_id
+    if actor.role is Role.GENERATOR and generator_id in (None, actor.id):
+        return actor.id
+    raise PermissionDenied(
+        f"a generator may only create {kind}s it owns",
+        reason=f"NOT_{kind.upper()}_OWNER",
+        metadata={"role": actor.role.value},
+    )
+
+
 async def readable_agent(uow: UnitOfWork, actor: Principal, agent_id: str) -> Agent:
     """The agent, for the admin, a generator it is registered with, or itself."""
     agent = await uow.agents.get(agent_id)

@@ -29,7 +29,7 @@ from broker.domain.validation import (
 from broker.services import access, checks, paging
 from broker.services.eventing import emit
 from broker.services.idempotency import IdempotentCreate, fingerprint
-from brokkr_common.errors import PermissionDenied, not_found
+from brokkr_common.errors import not_found
 
 UPDATABLE = frozenset({"name", "description", "labels", "annotations"})
 
@@ -43,19 +43,6 @@ def _validate(violations: Violations, fields: Mapping[str, Any]) -> None:
         violations.check(validate_labels, "stack.labels", fields["labels"])
     if "annotations" in fields:
         violations.check(validate_annotations, "stack.annotations", fields["annotations"])
-
-
-def _owner(actor: Principal, generator_id: str | None) -> str | None:
-    """Who will own a new stack: the generator creating it, or whichever one the admin names."""
-    if actor.is_admin:
-        return generator_id
-    if actor.role is Role.GENERATOR and generator_id in (None, actor.id):
-        return actor.id
-    raise PermissionDenied(
-        "a generator may only create stacks it owns",
-        reason="NOT_STACK_OWNER",
-        metadata={"role": actor.role.value},
-    )
 
 
 async def create_stack(
@@ -81,7 +68,7 @@ async def create_stack(
         generator_id = checks.resource_id(violations, "stack.generator_id", generator_id)
     request_id = checks.request_id(violations, request_id)
     violations.raise_if_any()
-    owner = _owner(actor, generator_id)
+    owner = access.new_owner(actor, generator_id, "stack")
     request = IdempotentCreate(actor, "CreateStack", request_id, fingerprint(generator_id=owner, **fields))
 
     async def attempt() -> Stack:

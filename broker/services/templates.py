@@ -97,19 +97,6 @@ def _schema(value: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(value) if value else dict(EMPTY_SCHEMA)
 
 
-def _owner(actor: Principal, generator_id: str | None) -> str | None:
-    """Who will own a new template: the generator creating it, or whoever the admin names (or no one)."""
-    if actor.is_admin:
-        return generator_id
-    if actor.role is Role.GENERATOR and generator_id in (None, actor.id):
-        return actor.id
-    raise PermissionDenied(
-        "a generator may only create templates it owns",
-        reason="NOT_TEMPLATE_OWNER",
-        metadata={"role": actor.role.value},
-    )
-
-
 async def _require_live_generator(uow: UnitOfWork, generator_id: str) -> None:
     generator = await uow.generators.get(generator_id)
     if generator is None:
@@ -194,7 +181,7 @@ async def create_template(
         generator_id = checks.resource_id(violations, "template.generator_id", generator_id)
     request_id = checks.request_id(violations, request_id)
     violations.raise_if_any()
-    owner = _owner(actor, generator_id)
+    owner = access.new_owner(actor, generator_id, "template")
     await _checked(violations, fields)
     request = IdempotentCreate(actor, "CreateTemplate", request_id, fingerprint(generator_id=owner, **fields))
 

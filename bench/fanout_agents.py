@@ -10,6 +10,7 @@ Welcome (same machine, same clock), so polling for them costs no precision.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -55,13 +56,15 @@ class InstantRuntime:
 
 
 class AgentProcess:
-    """The handler of one agent process (see `bench.fanout_workers`)."""
+    """The handler of one agent process (see `bench.fanout_workers`); `options` (default: the
+    agent's defaults) lets the fault suite shorten backoff and keepalive."""
 
-    def __init__(self, target: str, keys: Sequence[str]) -> None:
+    def __init__(self, target: str, keys: Sequence[str], options: ClientOptions | None = None) -> None:
         # One line per agent and reconnect would flood the benchmark's output.
         configure_logging("error", "json")
         self._target = target
         self._keys = keys
+        self._options = options or ClientOptions(agent_version="brokkr-bench")
         self._clients: list[SessionClient] = []
         self._tasks: list[asyncio.Task[None]] = []  # referenced, so the sessions are not collected
         self._applied: dict[int, dict[int, Applied]] = {}
@@ -71,7 +74,10 @@ class AgentProcess:
         """Start every agent's session (they connect on their own, as real agents do); returns when
         this began."""
         started = time.time()
-        options = ClientOptions(agent_version="brokkr-bench", extra_channel_options=_OWN_CONNECTION)
+        options = dataclasses.replace(
+            self._options,
+            extra_channel_options=(*self._options.extra_channel_options, *_OWN_CONNECTION),
+        )
         for index, key in enumerate(self._keys):
             runtime = InstantRuntime(lambda sequence, applied, i=index: self._record(i, sequence, applied))
             client = SessionClient(self._target, lambda key=key: key, runtime, {}, options)
@@ -104,6 +110,13 @@ class AgentProcess:
             ) from None
         return list(done.values())
 
+    async def sessions(self) -> list[tuple[str | None, int]]:
+        """Per agent: the replica of its latest Welcome (None before the first), and how many
+        streams it has opened."""
+        return [
+            (c.welcome.replica_name if c.welcome is not None else None, c.connects) for c in self._clients
+        ]
+
     def _record(self, index: int, sequence_id: int, applied: Applied) -> None:
         # An agent sent the same version twice (after a reconnect) counts when it first applied it.
         self._applied.setdefault(sequence_id, {}).setdefault(index, applied)
@@ -113,10 +126,12 @@ class AgentProcess:
 class Fleet:
     """The parent's view of all agent processes: the agents split evenly between them."""
 
-    def __init__(self, target: str, keys: Sequence[str], processes: int) -> None:
+    def __init__(
+        self, target: str, keys: Sequence[str], processes: int, options: ClientOptions | None = None
+    ) -> None:
         per_process = math.ceil(len(keys) / processes)
         self._workers = [
-            Worker(f"agents-{i}", AgentProcess, target, keys[start : start + per_process])
+            Worker(f"agents-{i}", AgentProcess, target, keys[start : start + per_process], options)
             for i, start in enumerate(range(0, len(keys), per_process))
         ]
 
@@ -139,6 +154,11 @@ class Fleet:
             *(w.call("applied", sequence_id, deadline, deadline=deadline) for w in self._workers)
         )
         return [applied for reply in replies for applied in reply]
+
+    async def sessions(self, deadline: float) -> list[tuple[str | None, int]]:
+        """Per agent, in key order: the replica of its latest Welcome and its streams opened."""
+        replies = await asyncio.gather(*(w.call("sessions", deadline=deadline) for w in self._workers))
+        return [session for reply in replies for session in reply]
 
     def kill(self) -> None:
         for worker in self._workers:

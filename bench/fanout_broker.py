@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +64,22 @@ class Sent:
 
 
 class BrokerProcess:
-    """One broker on `database_url`; `start()` again after `stop()` restarts it on the same ports."""
+    """One broker on `database_url`; `start()` again after `stop()` restarts it on the same ports.
 
-    def __init__(self, database_url: str, log_file: Path) -> None:
-        self.admin_key = keys.generate().plaintext
+    `settings` are more `BROKKR_*` variables (the fault suite shortens heartbeats with them);
+    replicas of one database share `admin_key` and differ in `replica_name`.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        log_file: Path,
+        *,
+        settings: Mapping[str, str] | None = None,
+        admin_key: str | None = None,
+        replica_name: str = "bench",
+    ) -> None:
+        self.admin_key = admin_key or keys.generate().plaintext
         self.grpc_port, self.rest_port = free_port(), free_port()
         self.log_file = log_file
         self._env = {
@@ -77,8 +90,9 @@ class BrokerProcess:
             "BROKKR_REST__HOST": "127.0.0.1",
             "BROKKR_REST__PORT": str(self.rest_port),
             "BROKKR_AUTH__ADMIN_KEY_HASH": keys.hash_for_config(self.admin_key),
-            "BROKKR_REPLICA_NAME": "bench",
+            "BROKKR_REPLICA_NAME": replica_name,
             "BROKKR_LOG__FORMAT": "json",
+            **(settings or {}),
         }
         self._process: asyncio.subprocess.Process | None = None
 
@@ -129,13 +143,21 @@ class BrokerProcess:
             self._process.kill()
             await self._process.wait()
 
-    async def sent(self) -> Sent:
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample of its /metrics: (name, sorted labels) -> value."""
         text = await asyncio.to_thread(_get, f"http://127.0.0.1:{self.rest_port}/metrics")
-        samples = {
+        return {
             (sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(text)
             for sample in family.samples
         }
+
+    async def sent(self) -> Sent:
+        samples = await self.metrics()
         return Sent(
             session_bytes=samples.get(("brokkr_session_bytes_sent_total", ()), 0.0),
             stack_updates=samples.get(("brokkr_stack_updates_sent_total", (("kind", "update"),)), 0.0),

@@ -83,6 +83,17 @@ class KubernetesSettings(SettingsGroup):
             " stacks may hold only objects of it; unset means cluster-wide."
         ),
     )
+    records_namespace: str = Field(
+        "brokkr-system",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description=(
+            "Namespace of a cluster-wide agent's records (one ApplySet parent Secret per stack), created"
+            " at start-up if missing; the Helm chart sets it to the release namespace. A confined agent"
+            " keeps its records in `namespace` instead."
+        ),
+    )
     request_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one Kubernetes API request.")
     max_apply_retries: int = Field(
         5, ge=0, description="Retries of temporary errors (409 races, 429, 5xx, network) before giving up."

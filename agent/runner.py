@@ -2,7 +2,8 @@
 
 Start-up: read what the cluster records of each stack (so a restart resumes instead of receiving
 everything again), start the /healthz /readyz /metrics endpoint, dial the broker and keep the
-session up. While running: apply what the broker sends, one stack at a time; re-assess the health of
+session up. While running: apply what the broker sends, one stack at a time; collect diagnostics
+when the broker asks, beside the applies; re-assess the health of
 held stacks and report it when it changed (and in full after every Welcome). A re-assessment
 follows, `health.debounce_seconds` later, any change Kubernetes watches see on a held stack's
 objects (`agent.kube.watching`) and every apply or removal; every `health.interval_seconds`
@@ -27,6 +28,7 @@ from agent.config import AgentSettings, HealthSettings
 from agent.kube.cluster import Cluster
 from agent.reconcile.errors import ClusterError
 from agent.stream.client import ApplyFailed, ClientOptions, SessionClient
+from brokkr_common.pb.brokkr.v1 import diagnostics_pb2
 from brokkr_common.session import agent_session as machine
 from brokkr_common.session.reports import ResourceResult, StackHealth
 from brokkr_common.session.stacks import UNKNOWN, HeldStack
@@ -77,6 +79,20 @@ class KubernetesRuntime:
         self.cluster.changes.set()
         log.info("removed", stack=work.stack_id, objects=len(results))
         return results
+
+    async def diagnose(self, work: machine.Diagnose) -> diagnostics_pb2.DiagnosticsReport:
+        """Collect the stack's diagnostics, beside whatever apply is under way."""
+        held = self._held(work.stack_id)
+        keys = () if held.is_unknown else tuple(held.resources)
+        try:
+            report = await self.cluster.diagnose(work.stack_id, keys, work.options)
+        except ClusterError as error:
+            log.warning("diagnostics failed", stack=work.stack_id, reason=error.reason, error=str(error))
+            raise error.status_error() from error
+        log.info(
+            "diagnostics collected", stack=work.stack_id, pods=len(report.pods), events=len(report.events)
+        )
+        return report
 
     async def probe(self) -> tuple[bool, int]:
         reachable, latency_ms = await self.cluster.probe()
@@ -157,7 +173,10 @@ class Agent:
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
         self.registry = CollectorRegistry()
-        self.cluster = Cluster(settings.kubernetes)
+        kubernetes = settings.kubernetes
+        self.cluster = Cluster(
+            kubernetes, parent_namespace=None if kubernetes.namespace else kubernetes.records_namespace
+        )
         self.runtime = KubernetesRuntime(self.cluster, self.registry)
         self.client: SessionClient | None = None
         self.http_port: int | None = None
@@ -173,6 +192,7 @@ class Agent:
         tls = settings.broker.tls
         options = ClientOptions(
             agent_version=AGENT_VERSION,
+            capabilities=(machine.DIAGNOSTICS,),
             keepalive_time_seconds=settings.broker.keepalive_time_seconds,
             keepalive_timeout_seconds=settings.broker.keepalive_timeout_seconds,
             reconnect_max_seconds=settings.broker.reconnect_max_seconds,

@@ -148,10 +148,11 @@ class SessionSettings(SettingsGroup):
         "so admin calls still get connections during a reconnect storm.",
     )
     max_waiting_opens: int = Field(
-        256,
+        4096,
         ge=0,
-        description="Sessions that may wait for their turn to open; beyond that an agent is refused at once "
-        "with RESOURCE_EXHAUSTED and retries after its jittered backoff.",
+        description="Sessions that may wait for their turn to open (a waiting session holds no database "
+        "connection); beyond that an agent is refused at once with RESOURCE_EXHAUSTED and retries after its "
+        "jittered backoff, which after a few refusals is long: keep it above the agents one replica serves.",
     )
     report_batch_size: int = Field(
         1000, ge=1, description="Acks, health reports and heartbeats written per database transaction."
@@ -190,6 +191,21 @@ class AuditSettings(SettingsGroup):
         "audited call does not wait for a second transaction); queued entries are written on shutdown.",
     )
     batch_size: int = Field(500, ge=1, description="Audit log entries written per database transaction.")
+
+
+class DiagnosticsSettings(SettingsGroup):
+    timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How long a diagnostics request waits for the agent's answer (the agent may be "
+        "disconnected meanwhile) before it is shown EXPIRED.",
+    )
+    retention_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="How long a finished diagnostics request, its report included, is kept before the "
+        "sessions' sweep erases it; reports hold container logs, which should not pile up.",
+    )
 
 
 class WebhookSettings(SettingsGroup):
@@ -277,6 +293,9 @@ class BrokerSettings(BrokkrSettings):
     events: EventSettings = Field(default_factory=EventSettings, description="The event log.")
     audit: AuditSettings = Field(default_factory=AuditSettings, description="The audit log.")
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings, description="Webhook delivery.")
+    diagnostics: DiagnosticsSettings = Field(
+        default_factory=DiagnosticsSettings, description="On-demand diagnostics of stacks on agents."
+    )
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
 
 

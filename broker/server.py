@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 import structlog
@@ -31,6 +32,7 @@ from broker.domain.ports import UnitOfWorkFactory
 from broker.services import keys as key_service
 from broker.services import webhooks as webhook_service
 from broker.services.audit import AuditTrail
+from broker.services.diagnostics import DiagnosticsPolicy
 from broker.services.events import EventSignal
 from broker.services.webhooks_delivery import DeliveryPolicy, DeliveryWorker
 from broker.services.webhooks_http import HttpSender
@@ -135,6 +137,10 @@ class Broker:
             heartbeat_timeout=sessions.heartbeat_timeout_seconds,
             max_opening=sessions.max_concurrent_opens,
             max_waiting=sessions.max_waiting_opens,
+            diagnostics_policy=DiagnosticsPolicy(
+                timeout=timedelta(seconds=settings.diagnostics.timeout_seconds),
+                retention=timedelta(seconds=settings.diagnostics.retention_seconds),
+            ),
         )
         # On PostgreSQL every replica, this one included, learns of commits through LISTEN/NOTIFY;
         # on SQLite (one replica) the unit of work hands them over directly after commit.

@@ -20,6 +20,7 @@ from brokkr_common.pb.brokkr.v1 import (
     auth_service_pb2_grpc,
     deployment_object_service_pb2_grpc,
     deployment_status_service_pb2_grpc,
+    diagnostics_service_pb2_grpc,
     event_service_pb2_grpc,
     generator_service_pb2_grpc,
     stack_service_pb2_grpc,
@@ -93,6 +94,7 @@ class BrokkrClient:
         self.events = event_service_pb2_grpc.EventServiceStub(channel)
         self.audit_logs = audit_log_service_pb2_grpc.AuditLogServiceStub(channel)
         self.webhooks = webhook_service_pb2_grpc.WebhookServiceStub(channel)
+        self.diagnostics = diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel)
 
     def call(self, method: Callable[..., R], request: Any) -> R:
         """Call a stub method with the client's deadline; failures raise `BrokkrError` subclasses."""

@@ -131,6 +131,15 @@ class KubeClient:
         call = functools.partial(self._call, method, path, list(query), body, content_type)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
+    async def read_text(self, path: str, *, query: Query = ()) -> bytes:
+        """GET an answer that is not JSON (a pod's `log` subresource), retried while temporary."""
+
+        async def attempt() -> bytes:
+            call = functools.partial(self._call_text, path, list(query))
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+        return await retrying(attempt, self._retry)
+
     async def apply(
         self, path: str, manifest: Obj, *, field_manager: str, force: bool = False, dry_run: bool = False
     ) -> Response:
@@ -263,6 +272,20 @@ class KubeClient:
             raise transport_error(error) from error
         if 200 <= answer.status < 300:
             return Response(answer.status, _object(data))
+        raise failure(answer.status, data, answer.headers.get("Retry-After"))
+
+    def _call_text(self, path: str, query: list[tuple[str, str]]) -> bytes:
+        """Runs in a worker thread."""
+        method, url, headers, body, _ = self._api.param_serialize(
+            "GET", path, query_params=query, header_params={"Accept": "*/*"}, auth_settings=["BearerToken"]
+        )
+        try:
+            answer = self._api.call_api(method, url, headers, body, _request_timeout=self._timeout)
+            data = answer.read()
+        except (urllib3.exceptions.HTTPError, OSError, ApiException) as error:
+            raise transport_error(error) from error
+        if 200 <= answer.status < 300:
+            return data
         raise failure(answer.status, data, answer.headers.get("Retry-After"))
 
 

@@ -1,10 +1,10 @@
 """`Cluster`: everything the agent's runtime does to its Kubernetes cluster, behind one object.
 
 The runtime (`agent.runner` and the session loop) calls only this facade: apply a stack update,
-remove a stack, read back what the cluster records after a restart, assess a stack's health, and
-probe the API for heartbeats. Each method reads what it needs from the cluster, lets
-`agent.reconcile` decide, and has `Applier` and friends carry the decision out; all requests go
-through one `KubeClient`, so none blocks the event loop.
+remove a stack, read back what the cluster records after a restart, assess a stack's health,
+collect a stack's diagnostics, and probe the API for heartbeats. Each method reads what it needs
+from the cluster, lets `agent.reconcile` decide, and has `Applier` and friends carry the decision
+out; all requests go through one `KubeClient`, so none blocks the event loop.
 
 With `kubernetes.namespace` set, the agent is confined to that namespace, as an agent with a Role
 instead of a ClusterRole must be: its stacks' ApplySet parents live there, planning refuses
@@ -27,14 +27,16 @@ from agent.config import KubernetesSettings
 from agent.kube.applying import Applier, existing_namespaces
 from agent.kube.assessing import read_health
 from agent.kube.client import KubeClient
+from agent.kube.diagnosing import collect
 from agent.kube.discovery import Discovery
 from agent.kube.recording import Records
 from agent.kube.retrying import RetryPolicy
 from agent.kube.watching import Watches
-from agent.reconcile.applyset import DEFAULT_PARENT_NAMESPACE, PART_OF_LABEL, RecordedState
+from agent.reconcile.applyset import DEFAULT_PARENT_NAMESPACE, PART_OF_LABEL, RecordedState, parse_parent
 from agent.reconcile.errors import ClusterError, PermanentError
 from agent.reconcile.kinds import GroupKind, KindScopes
 from agent.reconcile.plan import ClusterFacts, place, plan_apply, plan_removal
+from brokkr_common.pb.brokkr.v1 import diagnostics_pb2
 from brokkr_common.session.agent_session import Apply
 from brokkr_common.session.reports import ResourceHealth, ResourceResult, StackHealth
 from brokkr_common.session.resource_key import ResourceKey
@@ -122,7 +124,12 @@ class Cluster:
         return tuple(_as_sent(pruned, placed))
 
     async def recorded(self) -> dict[str, HeldStack]:
-        """What the agent holds of each stack by stack id, as recorded in the cluster: its Hello."""
+        """What the agent holds of each stack by stack id, as recorded in the cluster: its Hello.
+
+        A cluster-wide agent creates its records' namespace first if it is missing; a confined
+        agent's namespace is the operator's to create (it may not have the right to)."""
+        if self._scope is None:
+            await self._records.ensure_namespace()
         return await self._records.held()
 
     async def health(
@@ -147,6 +154,24 @@ class Cluster:
             return health
         resources = tuple(_as_sent(health.resources, placed))
         return dataclasses.replace(health, resources=resources)
+
+    async def diagnose(
+        self, stack_id: str, keys: Iterable[ResourceKey], options: diagnostics_pb2.DiagnosticsOptions
+    ) -> diagnostics_pb2.DiagnosticsReport:
+        """Pod statuses, recent events and log tails of the stack, whose objects the session says
+        are `keys` (see `agent.kube.diagnosing`)."""
+        parent = await self._records.read(stack_id)
+        recorded = parse_parent(parent) if parent is not None else None
+        placed = await self._in_cluster(tuple(keys)) if keys else {}
+        return await collect(
+            self._api,
+            self._discovery,
+            applyset_id=RecordedState(stack_id, self._parent_namespace).applyset_id,
+            recorded=recorded,
+            keys=tuple(placed),
+            options=options,
+            scope=self._scope,
+        )
 
     async def watch_health(self, stacks: Mapping[str, Iterable[ResourceKey]]) -> None:
         """Keep watches open on the kinds of the objects of `stacks` (keys by stack id), so that a

@@ -16,11 +16,12 @@ from typing import Any
 from agent.kube.client import KubeClient, Obj, about
 from agent.kube.discovery import Resource
 from agent.reconcile.applyset import PARENT, PARENT_SELECTOR, parent_name, parse_parent
-from agent.reconcile.errors import ClusterError
+from agent.reconcile.errors import MISSING_NAMESPACE, ClusterError
 from brokkr_common.session.stacks import HeldStack
 
 #: Where parents live: the core group's Secrets, which every cluster serves.
 PARENTS = Resource(PARENT.group, "v1", PARENT.kind, "secrets", namespaced=True)
+NAMESPACES = Resource("", "v1", "Namespace", "namespaces", namespaced=False)
 #: Parents read per request: one may hold up to a MiB of content hashes.
 PARENTS_PER_PAGE = 20
 
@@ -61,6 +62,23 @@ class Records:
             await self._api.delete(PARENTS.path(self.namespace, name))
         except ClusterError as error:
             raise about(self._subject(name), error) from error
+
+    async def ensure_namespace(self) -> bool:
+        """Create the records' namespace if it does not exist (a cluster-wide agent's first start);
+        True if it was created. The agent never deletes it: it is not a member of any stack."""
+        path = NAMESPACES.path(name=self.namespace)
+        try:
+            await self._api.request("GET", path)
+            return False
+        except ClusterError as error:
+            if error.reason not in (MISSING_NAMESPACE, "NOT_FOUND"):
+                raise about(f"Namespace {self.namespace}", error) from error
+        manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+        try:
+            await self._api.apply(path, manifest, field_manager=self._field_manager)
+        except ClusterError as error:
+            raise about(f"Namespace {self.namespace}", error) from error
+        return True
 
     async def held(self) -> dict[str, HeldStack]:
         """What the agent holds of each stack, by stack id, as the parents in the cluster record it."""

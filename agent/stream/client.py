@@ -3,8 +3,10 @@
 `SessionClient` dials the broker, says Hello with what the agent holds, and drives
 `brokkr_common.session.AgentSession` from three tasks per stream: a reader (broker messages into the
 machine), a worker (Apply and Remove handed to the `StackRuntime`, one at a time, in order) and a
-timer (heartbeats, silence deadline). Everything the machine says to send goes through one bounded
-writer queue feeding the call's request iterator.
+timer (heartbeats, silence deadline). Diagnostics requests (capability `diagnostics`, advertised
+when `ClientOptions.capabilities` lists it) run in tasks of their own, at most
+`max_concurrent_diagnoses` at once, so collecting never holds up applying. Everything the machine
+says to send goes through one bounded writer queue feeding the call's request iterator.
 
 When a stream ends, for any reason, the client reconnects with capped exponential backoff and full
 jitter (tenacity's `wait_random_exponential`), so a broker restart spreads thousands of agents'
@@ -31,9 +33,9 @@ import structlog
 from google.rpc import code_pb2, status_pb2
 from tenacity import AsyncRetrying, retry_if_exception, wait_random_exponential
 
-from brokkr_common.errors import BrokkrError
+from brokkr_common.errors import BrokkrError, FailedPrecondition
 from brokkr_common.pb.brokkr.v1 import agent_session_service_pb2 as pb
-from brokkr_common.pb.brokkr.v1 import agent_session_service_pb2_grpc
+from brokkr_common.pb.brokkr.v1 import agent_session_service_pb2_grpc, diagnostics_pb2
 from brokkr_common.rpc_status import from_rpc_error, to_status
 from brokkr_common.session import agent_session as machine
 from brokkr_common.session.reports import ResourceError, ResourceResult, StackHealth
@@ -53,6 +55,13 @@ class StackRuntime(Protocol):
 
     async def probe(self) -> tuple[bool, int]:
         """(Kubernetes reachable, API latency in ms) for the next heartbeat."""
+
+
+class DiagnosingRuntime(StackRuntime, Protocol):
+    """A runtime that can also collect diagnostics (advertise the `diagnostics` capability)."""
+
+    async def diagnose(self, work: machine.Diagnose) -> diagnostics_pb2.DiagnosticsReport:
+        """Collect the diagnostics asked for; raise a `BrokkrError` when nothing can be collected."""
 
 
 class ApplyFailed(Exception):
@@ -84,6 +93,7 @@ class ClientOptions:
     reconnect_max_seconds: float = 60.0
     welcome_timeout_seconds: float = 30.0
     writer_queue_size: int = 256
+    max_concurrent_diagnoses: int = 2
     credentials: grpc.ChannelCredentials | None = None
     extra_channel_options: Sequence[tuple[str, object]] = field(default_factory=tuple)
 
@@ -125,6 +135,9 @@ class SessionClient:
         self.connected = asyncio.Event()
         self.welcome: machine.Welcomed | None = None
         self.connects = 0
+        #: Diagnoses running on the current stream; cancelled when it ends.
+        self._diagnoses: set[asyncio.Task[None]] = set()
+        self._diagnosis_slots = asyncio.Semaphore(self._options.max_concurrent_diagnoses)
 
     @property
     def held(self) -> Mapping[str, HeldStack]:
@@ -224,6 +237,8 @@ class SessionClient:
                     raise
             finally:
                 self._call = None
+                tasks += self._diagnoses
+                self._diagnoses = set()
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -254,6 +269,10 @@ class SessionClient:
             await self._send([action])
         elif isinstance(action, machine.Apply | machine.Remove):
             work.put_nowait(action)
+        elif isinstance(action, machine.Diagnose) and self._session is not None:
+            task = asyncio.create_task(self._diagnose(self._session, action), name="session-diagnose")
+            self._diagnoses.add(task)
+            task.add_done_callback(self._diagnoses.discard)
         elif isinstance(action, machine.Close):
             log.warning("closing session", reason=action.error.reason, error=action.error.message)
 
@@ -285,6 +304,32 @@ class SessionClient:
                     code=code_pb2.INTERNAL, message=f"agent error: {type(error).__name__}"
                 )
                 await self._send(session.failed(item.nonce, status))
+
+    async def _diagnose(self, session: machine.AgentSession, work: machine.Diagnose) -> None:
+        """Collect diagnostics beside the apply worker and answer the request, whatever happens."""
+        async with self._diagnosis_slots:
+            diagnose = getattr(self._runtime, "diagnose", None)
+            try:
+                if diagnose is None:
+                    raise FailedPrecondition(
+                        "this agent's runtime cannot diagnose", reason="AGENT_CANNOT_DIAGNOSE"
+                    )
+                report = await diagnose(work)
+                await self._send(session.diagnosed(work.diagnostics_id, work.stack_id, report))
+            except ApplyFailed as failure:
+                await self._send(
+                    session.diagnosis_failed(work.diagnostics_id, work.stack_id, to_status(failure.error))
+                )
+            except BrokkrError as error:
+                await self._send(
+                    session.diagnosis_failed(work.diagnostics_id, work.stack_id, to_status(error))
+                )
+            except Exception as error:  # a runtime bug must still answer the request
+                log.exception("diagnosing failed", stack=work.stack_id)
+                status = status_pb2.Status(
+                    code=code_pb2.INTERNAL, message=f"agent error: {type(error).__name__}"
+                )
+                await self._send(session.diagnosis_failed(work.diagnostics_id, work.stack_id, status))
 
     async def _clock(self, session: machine.AgentSession, welcomed: asyncio.Event) -> None:
         """Heartbeats when due; close the stream when the broker has gone silent."""

@@ -77,6 +77,10 @@ POLICY: Mapping[str, frozenset[Role]] = {
     "/brokkr.v1.EventService/ListEvents": frozenset({ADMIN}),
     "/brokkr.v1.EventService/WatchEvents": frozenset({ADMIN}),
     "/brokkr.v1.AuditLogService/ListAuditLogs": frozenset({ADMIN}),
+    # Diagnostics: admin only (reports carry container logs).
+    "/brokkr.v1.DiagnosticsService/CreateDiagnostics": frozenset({ADMIN}),
+    "/brokkr.v1.DiagnosticsService/GetDiagnostics": frozenset({ADMIN}),
+    "/brokkr.v1.DiagnosticsService/ListDiagnostics": frozenset({ADMIN}),
 }
 
 

@@ -11,6 +11,7 @@ from broker.api.audit_logs import AuditLogServicer
 from broker.api.auth import AuthServicer
 from broker.api.deployment_objects import DeploymentObjectServicer
 from broker.api.deployment_statuses import DeploymentStatusServicer
+from broker.api.diagnostics import DiagnosticsServicer
 from broker.api.events import EventServicer
 from broker.api.generators import GeneratorServicer
 from broker.api.stacks import StackServicer
@@ -32,6 +33,8 @@ from brokkr_common.pb.brokkr.v1 import (
     deployment_object_service_pb2_grpc,
     deployment_status_service_pb2,
     deployment_status_service_pb2_grpc,
+    diagnostics_service_pb2,
+    diagnostics_service_pb2_grpc,
     event_service_pb2,
     event_service_pb2_grpc,
     generator_service_pb2,
@@ -54,6 +57,7 @@ _FILES = (
     auth_service_pb2,
     deployment_object_service_pb2,
     deployment_status_service_pb2,
+    diagnostics_service_pb2,
     event_service_pb2,
     generator_service_pb2,
     stack_service_pb2,
@@ -97,6 +101,14 @@ def add_servicers(
         DeploymentStatusServicer(uow), server
     )
     generator_service_pb2_grpc.add_GeneratorServiceServicer_to_server(GeneratorServicer(uow), server)
+    diagnostics_service_pb2_grpc.add_DiagnosticsServiceServicer_to_server(
+        DiagnosticsServicer(
+            uow,
+            timeout_seconds=settings.diagnostics.timeout_seconds,
+            retention_seconds=settings.diagnostics.retention_seconds,
+        ),
+        server,
+    )
     stack_service_pb2_grpc.add_StackServiceServicer_to_server(StackServicer(uow), server)
     target_service_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(uow), server)
     template_service_pb2_grpc.add_TemplateServiceServicer_to_server(

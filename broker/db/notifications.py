@@ -35,6 +35,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from broker.domain.changes import (
     AgentChanged,
     Change,
+    DiagnosticsRequested,
     EventsAppended,
     KeyRevoked,
     StackChanged,
@@ -50,7 +51,15 @@ CHANNEL = "brokkr_changes"
 #: PostgreSQL refuses payloads of 8000 bytes or more.
 _MAX_PAYLOAD_BYTES = 7999
 _TYPES: dict[str, Callable[..., Change]] = {
-    kind.__name__: kind for kind in (StackChanged, AgentChanged, TargetingChanged, KeyRevoked, EventsAppended)
+    kind.__name__: kind
+    for kind in (
+        StackChanged,
+        AgentChanged,
+        TargetingChanged,
+        KeyRevoked,
+        DiagnosticsRequested,
+        EventsAppended,
+    )
 }
 #: The listener's libpq options: a name to find it by in pg_stat_activity, and TCP keepalives so
 #: that a connection whose peer vanished (no FIN, no RST) is noticed within a minute, not hours.

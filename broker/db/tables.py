@@ -472,3 +472,30 @@ webhook_delivery_attempts = Table(
     Column("outcome", String(16), nullable=False),
     PrimaryKeyConstraint("delivery_id", "number"),
 )
+
+# --- diagnostics (see broker/domain/diagnostics.py) ------------------------------------------------
+# One row per request; the report is JSON since it is only ever shown whole. Sessions look up the
+# open requests of one agent (agent_id, state); the sweep finds overdue and erasable rows by
+# (state, expires_at); lists go newest first, optionally per agent or stack.
+diagnostics = Table(
+    "diagnostics",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("agent_id", String(ID), ForeignKey("agents.id"), nullable=False),
+    Column("stack_id", String(ID), ForeignKey("stacks.id"), nullable=False),
+    Column("log_tail_lines", Integer(), nullable=False),
+    Column("max_log_bytes", Integer(), nullable=False),
+    Column("include_previous_logs", Boolean(), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
+    Column("completed_at", UtcDateTime(), nullable=True),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("error_code", Integer(), nullable=True),
+    Column("error_reason", String(128), nullable=True),
+    Column("error_message", Text(), nullable=True),
+    Column("report", JSON(), nullable=True),
+    Index("ix_diagnostics_agent_state", "agent_id", "state"),
+    Index("ix_diagnostics_state_expires", "state", "expires_at"),
+    Index("ix_diagnostics_requested", "requested_at", "id"),
+)

@@ -29,6 +29,7 @@ from broker.db.repositories.agents import SqlAgentRepository
 from broker.db.repositories.audit_logs import SqlAuditLogRepository
 from broker.db.repositories.deployment_objects import SqlDeploymentObjectRepository
 from broker.db.repositories.deployment_statuses import SqlDeploymentStatusRepository
+from broker.db.repositories.diagnostics import SqlDiagnosticsRepository
 from broker.db.repositories.events import SqlEventRepository
 from broker.db.repositories.generators import SqlGeneratorRepository
 from broker.db.repositories.idempotency import SqlIdempotencyRepository
@@ -64,6 +65,7 @@ class SqlUnitOfWork:
     audit_logs: SqlAuditLogRepository
     webhooks: SqlWebhookRepository
     templates: SqlTemplateRepository
+    diagnostics: SqlDiagnosticsRepository
 
     def __init__(
         self, engine: AsyncEngine, on_commit: OnCommit | None = None, *, notify: bool = False
@@ -106,6 +108,7 @@ class SqlUnitOfWork:
         self.audit_logs = SqlAuditLogRepository(connection)
         self.webhooks = SqlWebhookRepository(connection)
         self.templates = SqlTemplateRepository(connection)
+        self.diagnostics = SqlDiagnosticsRepository(connection)
         return self
 
     async def __aexit__(

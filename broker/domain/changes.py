@@ -61,6 +61,13 @@ class KeyRevoked:
 
 
 @dataclass(frozen=True)
+class DiagnosticsRequested:
+    """A diagnostics request for this agent was stored: the replica holding its session sends it."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True)
 class EventsAppended:
     """The transaction appended to the event log: event watchers on every replica re-read it.
 
@@ -68,4 +75,4 @@ class EventsAppended:
     """
 
 
-Change = StackChanged | AgentChanged | TargetingChanged | KeyRevoked | EventsAppended
+Change = StackChanged | AgentChanged | TargetingChanged | KeyRevoked | DiagnosticsRequested | EventsAppended

@@ -26,11 +26,12 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 from broker.domain.audit import AuditEntry
 from broker.domain.changes import Change
 from broker.domain.deployments import ApplyReport, DeploymentRecord, HealthReport, Heartbeat
+from broker.domain.diagnostics import Diagnostics, DiagnosticsError, DiagnosticsState
 from broker.domain.events import Event
 from broker.domain.model import (
     Agent,
@@ -96,6 +97,16 @@ class StackCandidate:
 
     stack: Stack
     explicit: bool
+
+
+@dataclass(frozen=True)
+class AgentStackCandidates:
+    """An agent (deleted or INACTIVE ones too), its registrations, and the live stacks that may
+    reach it, by name: what the targeting rule needs to decide for that agent."""
+
+    agent: Agent
+    generator_ids: frozenset[str]
+    stacks: list[StackCandidate]
 
 
 class GeneratorRepository(Protocol):
@@ -262,6 +273,10 @@ class TargetingQueries(Protocol):
     async def agent_candidates(self, stack: Stack) -> list[AgentCandidate]: ...
 
     async def stack_candidates(self, agent: Agent) -> list[StackCandidate]: ...
+
+    async def stack_candidates_of(self, agent_ids: Sequence[str]) -> dict[str, AgentStackCandidates]:
+        """`stack_candidates` for many agents at once, by agent id; unknown ids are left out."""
+        ...
 
 
 class AgentConnectionRepository(Protocol):
@@ -542,6 +557,59 @@ class TemplateRepository(Protocol):
         ...
 
 
+class DiagnosticsRepository(Protocol):
+    """Diagnostics requests, listed newest first: position (requested_at in microseconds, id).
+
+    State changes apply only to open (PENDING or SENT) requests and say whether they applied, so
+    racing writers (a result arriving as the request expires) settle on one outcome.
+    """
+
+    async def add(self, request: Diagnostics) -> None: ...
+
+    async def get(self, diagnostics_id: str) -> Diagnostics | None:
+        """With its report."""
+        ...
+
+    async def list_page(
+        self, *, after: Position, limit: int, agent_id: str | None = None, stack_id: str | None = None
+    ) -> list[Diagnostics]:
+        """Without reports."""
+        ...
+
+    async def open_for_agent(self, agent_id: str | None, now: datetime) -> list[Diagnostics]:
+        """The agent's PENDING and SENT requests not yet overdue, oldest first; every agent's for
+        None (they are few: requests are rare and expire within minutes)."""
+        ...
+
+    async def mark_sent(self, diagnostics_id: str, at: datetime) -> bool: ...
+
+    async def finish(
+        self,
+        diagnostics_id: str,
+        *,
+        agent_id: str,
+        state: DiagnosticsState,
+        at: datetime,
+        expires_at: datetime,
+        error: DiagnosticsError | None = None,
+        report: dict[str, Any] | None = None,
+        answered: bool = False,
+    ) -> bool:
+        """Finish an open request of `agent_id`; False (nothing written) if there is none.
+        `answered`: the agent answered it, so it was sent (sets `sent_at` if unset)."""
+        ...
+
+    async def expire_overdue(
+        self, now: datetime, *, expires_at: datetime, error: DiagnosticsError
+    ) -> list[str]:
+        """Make EXPIRED every open request overdue at `now`; return their ids."""
+        ...
+
+    async def purge(self, now: datetime) -> int:
+        """Erase finished requests whose `expires_at` has passed; returns how many."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository; see the module docstring."""
 
@@ -560,6 +628,7 @@ class UnitOfWork(Protocol):
     audit_logs: AuditLogRepository
     webhooks: WebhookRepository
     templates: TemplateRepository
+    diagnostics: DiagnosticsRepository
 
     @property
     def committed_changes(self) -> tuple[Change, ...]:

@@ -190,6 +190,21 @@ async def desired_for_agent(uow: UnitOfWork, agent_id: str) -> list[Stack] | Non
         return await _desired(uow, agent)
 
 
+async def desired_for_agents(uow: UnitOfWork, agent_ids: Sequence[str]) -> dict[str, list[Stack] | None]:
+    """`desired_for_agent` for many agents, in a few queries whatever their number (the sweep)."""
+    async with uow:
+        found = await uow.targeting.stack_candidates_of(agent_ids)
+    desired: dict[str, list[Stack] | None] = {}
+    for agent_id in agent_ids:
+        candidates = found.get(agent_id)
+        if candidates is None or candidates.agent.deleted_at is not None:
+            desired[agent_id] = None
+            continue
+        reached = targeting.reaching(candidates.agent, candidates.stacks, candidates.generator_ids)
+        desired[agent_id] = [stack for stack, _ in reached if stack.desired is not None]
+    return desired
+
+
 async def stack_reach(uow: UnitOfWork, stack_id: str) -> StackReach:
     """The stack, with a reference to its newest deployment object, and the agents it reaches now."""
     async with uow:

@@ -7,8 +7,10 @@ cheap at 10,000 agents. Deleted stacks and agents, and INACTIVE agents, are neve
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from broker.domain.model import Agent, AgentStatus, Principal, Role, Stack, TargetMatch
-from broker.domain.ports import AgentCandidate, UnitOfWork
+from broker.domain.ports import AgentCandidate, StackCandidate, UnitOfWork
 from broker.domain.targeting import match
 from broker.domain.validation import Violations
 from broker.services import access, checks
@@ -65,6 +67,15 @@ async def stacks_reaching(uow: UnitOfWork, agent: Agent) -> list[tuple[Stack, Ta
         return []
     candidates = await uow.targeting.stack_candidates(agent)
     generator_ids = await uow.registrations.generator_ids(agent.id)
+    return reaching(agent, candidates, generator_ids)
+
+
+def reaching(
+    agent: Agent, candidates: Iterable[StackCandidate], generator_ids: frozenset[str]
+) -> list[tuple[Stack, TargetMatch]]:
+    """Of the candidates, the stacks the targeting rule lets reach `agent`, with the reason for each."""
+    if agent.deleted_at is not None or agent.status is not AgentStatus.ACTIVE:
+        return []
     reached = []
     for candidate in candidates:
         why = match(agent, candidate.stack, explicit=candidate.explicit, agent_generator_ids=generator_ids)

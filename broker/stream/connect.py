@@ -89,6 +89,7 @@ class AgentSessionServicer:
             self._encoder,
             self._recorder,
         )
+        live.task = asyncio.current_task()
         live.stacks.update(opened.desired, opened.parked)
         live.wanted.update(opened.desired)
         structlog.contextvars.bind_contextvars(agent=opened.agent.name, session=session_id)

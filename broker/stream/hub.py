@@ -10,6 +10,11 @@ The common change, a new version of a stack that already had one, reaches the sa
 version before: the hub then reads the stack alone and tells the sessions that hold it, instead of
 asking the database which agents the stack reaches. Versions are read once per replica
 (`DesiredStacks`), not once per agent.
+
+Diagnostics requests reach sessions the same way (`DiagnosticsRequested`): the hub reads the
+agent's open requests and hands them to its session, also when a session opens and on every sweep;
+the session sends each at most once per stream. What sessions report back about them (sent,
+answered, refused) is written at once, not batched: requests are rare and an admin waits for them.
 """
 
 from __future__ import annotations
@@ -20,18 +25,30 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
+from google.protobuf import json_format
+from google.rpc import error_details_pb2
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from broker.domain import deployments
-from broker.domain.changes import AgentChanged, Change, KeyRevoked, StackChanged, TargetingChanged
+from broker.domain.changes import (
+    AgentChanged,
+    Change,
+    DiagnosticsRequested,
+    KeyRevoked,
+    StackChanged,
+    TargetingChanged,
+)
+from broker.domain.diagnostics import DiagnosticsError
 from broker.domain.model import Agent, Role, Stack
 from broker.domain.ports import UnitOfWorkFactory
-from broker.services import sessions
+from broker.services import diagnostics, sessions
 from broker.stream.desired import DesiredStacks
 from broker.stream.recording import Recorder
 from brokkr_common.errors import BrokkrError, FailedPrecondition, ResourceExhausted, Unauthenticated
+from brokkr_common.pb.brokkr.v1 import diagnostics_pb2
 from brokkr_common.rpc_status import grpc_code
 from brokkr_common.session import broker_session as machine
 from brokkr_common.session.stacks import DesiredStack
@@ -41,6 +58,8 @@ log = structlog.get_logger("brokkr.stream")
 
 #: Put in an outbox to end the stream normally.
 END = object()
+#: How long an agent cut off for not reading has to take its error before its stream is cancelled.
+CUT_OFF_GRACE_SECONDS = 5.0
 
 
 class SessionMetrics:
@@ -101,12 +120,23 @@ class LiveSession:
     #: Stacks the agent should hold now (a version, not a removal).
     wanted: set[str] = field(default_factory=set)
     ended: bool = False
+    #: The task serving the stream (set by the Connect handler), cancelled when an agent that does
+    #: not read is cut off and the handler cannot even take the error from the outbox.
+    task: asyncio.Task[Any] | None = None
 
     async def carry_out(self, actions: Iterable[machine.Action]) -> None:
+        # Messages are queued before anything is awaited: while this waits for the database, the
+        # hub may hand the session more work (a diagnostics request), whose messages must not
+        # overtake the ones decided here (the Welcome first of all).
+        actions = list(actions)
+        for action in actions:
+            if not isinstance(action, _DIAGNOSTICS_ACTIONS):
+                self._carry_out(action)
         for action in actions:
             if isinstance(action, machine.RecordConnected) and self.hub is not None:
                 await self.hub.record_hello(self, action)
-            self._carry_out(action)
+            if isinstance(action, _DIAGNOSTICS_ACTIONS) and self.hub is not None:
+                await self.hub.record_diagnostics(self, action)
 
     def set_desired(self, stack_id: str, desired: DesiredStack | None) -> None:
         if desired is not None:
@@ -136,6 +166,8 @@ class LiveSession:
         match action:
             case machine.Send(message=message):
                 self._put(message.SerializeToString())
+                if metrics and message.HasField("stack_removal"):
+                    metrics.updates.labels("removal").inc()
             case machine.SendUpdate(update=update, nonce=nonce):
                 data = self.encoder.encode(update, nonce)
                 self._put(data)
@@ -215,9 +247,18 @@ class LiveSession:
             self.outbox.put_nowait(data)
         except asyncio.QueueFull:
             self.end(ResourceExhausted("the agent is not reading its stream", reason="AGENT_NOT_READING"))
+            # A slow reader takes the error within the grace period and gets it as its status. A
+            # stream whose sends HTTP/2 flow control has stalled keeps the handler in `yield`
+            # forever: it is cancelled, which ends the call and releases the session.
+            asyncio.get_running_loop().call_later(CUT_OFF_GRACE_SECONDS, self._cancel_if_still_open)
             return
         if self.metrics:
             self.metrics.bytes.inc(len(data))
+
+    def _cancel_if_still_open(self) -> None:
+        if self.task is not None and not self.task.done():
+            log.warning("cutting off an agent that does not read its stream", agent=self.agent_id)
+            self.task.cancel()
 
 
 class SessionHub:
@@ -230,9 +271,11 @@ class SessionHub:
         registry: CollectorRegistry,
         heartbeat_timeout: float,
         max_opening: int = 8,
-        max_waiting: int = 256,
+        max_waiting: int = 4096,
+        diagnostics_policy: diagnostics.DiagnosticsPolicy | None = None,
     ) -> None:
         self._uow = uow
+        self._diagnostics_policy = diagnostics_policy or diagnostics.DiagnosticsPolicy()
         self._recorder = recorder
         self._replica = replica_name
         self._desired = DesiredStacks()
@@ -316,6 +359,61 @@ class SessionHub:
             task = asyncio.create_task(self.resync(live.agent_id), name="resync-after-open")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        # Requests stored while the agent was away; the session holds them until the Hello.
+        task = asyncio.create_task(
+            self._send_diagnostics_guarded(live.agent_id), name="diagnostics-after-open"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def send_diagnostics(self, agent_id: str | None) -> None:
+        """Hand the agent's open diagnostics requests to its session, if it is here; with None,
+        every local session's (one query, for the sweep)."""
+        if agent_id is not None and agent_id not in self._sessions:
+            return
+        requests = await diagnostics.open_requests(self._uow(), agent_id)
+        for request in requests:
+            live = self._sessions.get(request.agent_id)
+            if live is None:
+                continue
+            options = diagnostics_pb2.DiagnosticsOptions(
+                log_tail_lines=request.options.log_tail_lines,
+                max_log_bytes=request.options.max_log_bytes,
+                include_previous_logs=request.options.include_previous_logs,
+            )
+            await live.carry_out(live.session.request_diagnostics(request.id, request.stack_id, options))
+
+    async def _send_diagnostics_guarded(self, agent_id: str) -> None:
+        try:
+            await self.send_diagnostics(agent_id)
+        except BrokkrError as error:  # the sweep tries again
+            log.warning("sending diagnostics requests failed", agent=agent_id, error=error.message)
+
+    async def record_diagnostics(self, live: LiveSession, action: machine.Action) -> None:
+        """Write what the session says about a diagnostics request; failures are logged (an
+        unwritten SENT is harmless, an unwritten answer leaves the request to expire)."""
+        uow, policy = self._uow(), self._diagnostics_policy
+        try:
+            match action:
+                case machine.RecordDiagnosticsSent(diagnostics_id=diagnostics_id):
+                    await diagnostics.mark_sent(uow, diagnostics_id)
+                case machine.DiagnosticsUnsupported(diagnostics_id=diagnostics_id):
+                    await diagnostics.fail_unsupported(uow, live.agent_id, diagnostics_id, policy)
+                case machine.RecordDiagnostics(diagnostics_id=diagnostics_id, error=error, report=report):
+                    stored = await diagnostics.record_result(
+                        uow,
+                        live.agent_id,
+                        diagnostics_id,
+                        report=json_format.MessageToDict(report, preserving_proto_field_name=True)
+                        if report is not None
+                        else None,
+                        error=_diagnostics_error(error) if error is not None else None,
+                        policy=policy,
+                    )
+                    if not stored:  # expired meanwhile, or not this agent's
+                        self.metrics.ignored.labels(machine.IgnoredReason.UNKNOWN_DIAGNOSTICS.value).inc()
+        except BrokkrError as error:
+            log.warning("recording diagnostics failed", agent=live.agent_id, error=error.message)
 
     async def record_hello(self, live: LiveSession, hello: machine.RecordConnected) -> None:
         held = {stack_id: ref.id if ref else None for stack_id, ref in hello.held.items()}
@@ -372,8 +470,11 @@ class SessionHub:
             return
         self._fan_outs += 1
         agents: set[str] = set()
+        diagnosed: set[str] = set()
         for change in relevant:
             match change:
+                case DiagnosticsRequested(agent_id=agent_id):
+                    diagnosed.add(agent_id)
                 case StackChanged(stack_id=stack_id, new_version_only=True):
                     await self._new_version(stack_id)
                 case StackChanged(stack_id=stack_id):
@@ -386,13 +487,18 @@ class SessionHub:
                     )
         for agent_id in agents:
             await self.resync(agent_id)
+        for agent_id in diagnosed:
+            await self.send_diagnostics(agent_id)
 
     async def resync(self, agent_id: str) -> None:
         """Re-read everything the agent should hold and hand it to its session, if it is here."""
         live = self._sessions.get(agent_id)
         if live is None:
             return
-        found = await sessions.desired_for_agent(self._uow(), agent_id)
+        await self._hand_over(live, await sessions.desired_for_agent(self._uow(), agent_id))
+
+    async def _hand_over(self, live: LiveSession, found: list[Stack] | None) -> None:
+        """Give the session what its agent should hold now (None: the agent was deleted)."""
         if found is None:
             live.end(FailedPrecondition("the agent was deleted", reason="AGENT_DELETED"))
             return
@@ -401,12 +507,26 @@ class SessionHub:
             live.set_desired(stack_id, desired.get(stack_id))
 
     async def sweep(self) -> None:
-        """The safety net: resync every local session and mark dead sessions disconnected."""
-        for agent_id in list(self._sessions):
+        """The safety net: resync every local session and mark dead sessions disconnected.
+
+        What the sessions' agents should hold is read in bulk, `_SWEEP_BATCH` agents a query round."""
+        agent_ids = list(self._sessions)
+        for start in range(0, len(agent_ids), _SWEEP_BATCH):
+            batch = agent_ids[start : start + _SWEEP_BATCH]
             try:
-                await self.resync(agent_id)
+                found = await sessions.desired_for_agents(self._uow(), batch)
             except BrokkrError as error:
-                log.warning("sweep failed for an agent", agent=agent_id, error=error.message)
+                log.warning("sweep failed for agents", agents=len(batch), error=error.message)
+                continue
+            for agent_id in batch:
+                if (live := self._sessions.get(agent_id)) is not None:
+                    await self._hand_over(live, found[agent_id])
+        try:
+            if self._sessions:
+                await self.send_diagnostics(None)
+            await diagnostics.expire_and_purge(self._uow(), self._diagnostics_policy)
+        except BrokkrError as error:
+            log.warning("expiring diagnostics failed", error=error.message)
         await sessions.mark_stale_sessions(
             self._uow(),
             self._replica,
@@ -478,8 +598,30 @@ class SessionHub:
         return desired
 
 
+#: Agents whose desired state one sweep query round reads.
+_SWEEP_BATCH = 500
+
 #: The changes agent sessions react to.
-_SESSION_CHANGES = (StackChanged, AgentChanged, TargetingChanged, KeyRevoked)
+_SESSION_CHANGES = (StackChanged, AgentChanged, TargetingChanged, KeyRevoked, DiagnosticsRequested)
+#: Session actions about diagnostics requests, written by the hub.
+_DIAGNOSTICS_ACTIONS = (
+    machine.RecordDiagnosticsSent,
+    machine.DiagnosticsUnsupported,
+    machine.RecordDiagnostics,
+)
+
+
+def _diagnostics_error(status: object) -> DiagnosticsError:
+    """An agent's google.rpc.Status, with the reason of its ErrorInfo if it carries one."""
+    reason = ""
+    for detail in getattr(status, "details", ()):
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            reason = info.reason[:128]
+            break
+    return DiagnosticsError(
+        int(getattr(status, "code", 2)), reason, str(getattr(status, "message", ""))[:4096]
+    )
 
 
 def _key(key: object) -> str:

@@ -17,6 +17,7 @@ from brokkr_common.ctl import (
     applying,
     auditing,
     configuring,
+    diagnosing,
     eventing,
     output,
     rollout,
@@ -577,6 +578,7 @@ cli.add_command(rollout.rollout)
 
 cli.add_command(templating.templates)
 cli.add_command(eventing.events)
+cli.add_command(diagnosing.diagnostics)
 cli.add_command(auditing.audit_logs)
 cli.add_command(webhooking.webhooks)
 

@@ -77,6 +77,13 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("RESOURCE", "resource"),
         ("OUTCOME", "outcome"),
     ],
+    "Diagnostics": [
+        ("ID", "id"),
+        ("AGENT", "agentId"),
+        ("STACK", "stackId"),
+        ("STATE", "state"),
+        ("REQUESTED", "requestTime"),
+    ],
     "Webhook": [
         ("ID", "id"),
         ("URL", "redactedUrl"),

@@ -16,6 +16,8 @@ A session, as Envoy's incremental xDS over one stream::
       │── Ack(nonce 1) / Nack(nonce 2, status) ───►│  one answer per nonce
       │── Heartbeat ──► ◄── HeartbeatAck ──────────│  every interval
       │── HealthReport ───────────────────────────►│  when health changes
+      │◄── DiagnosticsRequest(id) ─────────────────│  capability `diagnostics` only
+      │── DiagnosticsResult(id, report | error) ──►│  collected beside applies
 
 Modules, one concept each:
 

@@ -22,6 +22,11 @@ Rules on this end:
   records the stack as held but unknown, so the next Hello asks for a full state.
 * The runtime must work on one stack at a time, in the order of the actions, since a removal may
   follow an apply of the same stack before the apply has finished.
+* A DiagnosticsRequest becomes a `Diagnose`, if the agent advertised the `diagnostics` capability
+  (else it is ignored, as any message the agent does not know); one without id or stack id closes
+  the stream with INVALID_ARGUMENT. The runtime collects concurrently with its apply work and calls
+  `diagnosed` or `diagnosis_failed`, each answering once; a request repeated while it is being
+  collected starts nothing more.
 * Silence of the broker for the Welcome's heartbeat timeout (before the Welcome: `welcome_timeout`)
   closes the stream with UNAVAILABLE; `deadline` says when the loop must next call `tick`.
 """
@@ -43,7 +48,7 @@ from brokkr_common.errors import (
     InvalidArgument,
     Unavailable,
 )
-from brokkr_common.pb.brokkr.v1 import agent_session_pb2, agent_session_service_pb2
+from brokkr_common.pb.brokkr.v1 import agent_session_pb2, agent_session_service_pb2, diagnostics_pb2
 from brokkr_common.session.delta import Delta, Hashes, apply_delta
 from brokkr_common.session.reports import ResourceError, ResourceResult, StackHealth
 from brokkr_common.session.resource_key import ResourceKey, validate_content_hash
@@ -110,7 +115,20 @@ class Close:
     error: BrokkrError
 
 
-Action = Send | Welcomed | Apply | Remove | Close
+@dataclass(frozen=True)
+class Diagnose:
+    """Collect diagnostics of the stack, then call `diagnosed` or `diagnosis_failed` with
+    `diagnostics_id`. Independent of Apply and Remove: it may run beside them."""
+
+    diagnostics_id: str
+    stack_id: str
+    options: diagnostics_pb2.DiagnosticsOptions
+
+
+Action = Send | Welcomed | Apply | Remove | Diagnose | Close
+
+#: The capability an agent advertises when its runtime handles `Diagnose`.
+DIAGNOSTICS = "diagnostics"
 
 
 @dataclass(frozen=True)
@@ -149,6 +167,8 @@ class AgentSession:
         self._welcome_timeout = welcome_timeout
         self._next_heartbeat_at: float | None = None
         self._heartbeat_sequence = 0
+        #: Diagnostics being collected, by id.
+        self._diagnosing: set[str] = set()
 
     @property
     def held(self) -> Mapping[str, HeldStack]:
@@ -248,6 +268,28 @@ class AgentSession:
         report = agent_session_pb2.HealthReport(stacks=[stack.to_proto() for stack in stacks])
         return [Send(agent_session_service_pb2.ConnectRequest(health_report=report))]
 
+    def diagnosed(
+        self, diagnostics_id: str, stack_id: str, report: diagnostics_pb2.DiagnosticsReport
+    ) -> list[Action]:
+        """The runtime collected the diagnostics `diagnostics_id` asked for."""
+        if self._closed or diagnostics_id not in self._diagnosing:
+            return []
+        self._diagnosing.discard(diagnostics_id)
+        result = agent_session_pb2.DiagnosticsResult(
+            diagnostics_id=diagnostics_id, stack_id=stack_id, report=report
+        )
+        return [Send(agent_session_service_pb2.ConnectRequest(diagnostics_result=result))]
+
+    def diagnosis_failed(self, diagnostics_id: str, stack_id: str, status: status_pb2.Status) -> list[Action]:
+        """The runtime could not collect anything; `status.code` is not OK."""
+        if self._closed or diagnostics_id not in self._diagnosing:
+            return []
+        self._diagnosing.discard(diagnostics_id)
+        result = agent_session_pb2.DiagnosticsResult(
+            diagnostics_id=diagnostics_id, stack_id=stack_id, error=status
+        )
+        return [Send(agent_session_service_pb2.ConnectRequest(diagnostics_result=result))]
+
     def tick(self, now: float) -> list[Action]:
         """Let time pass: close the stream if the broker has been silent past the deadline."""
         if self._closed or now < self.deadline:
@@ -278,6 +320,8 @@ class AgentSession:
                 return self._on_update(message.stack_update, message.nonce)
             case "stack_removal":
                 return self._on_removal(message.stack_removal, message.nonce)
+            case "diagnostics_request" if DIAGNOSTICS in self._capabilities:
+                return self._on_diagnostics_request(message.diagnostics_request)
             case _:  # heartbeat_ack, or a message type from a newer broker
                 return []
 
@@ -322,6 +366,14 @@ class AgentSession:
         stack_id = _addressed(removal.stack_id, nonce, "stack_removal")
         self._start(nonce, _Work(stack_id, None, {}))
         return [Remove(nonce, stack_id)]
+
+    def _on_diagnostics_request(self, request: agent_session_pb2.DiagnosticsRequest) -> list[Action]:
+        diagnostics_id = validate_id(request.diagnostics_id, "diagnostics_request.diagnostics_id")
+        stack_id = validate_id(request.stack_id, "diagnostics_request.stack_id")
+        if diagnostics_id in self._diagnosing:
+            return []
+        self._diagnosing.add(diagnostics_id)
+        return [Diagnose(diagnostics_id, stack_id, request.options)]
 
     # -- work ----------------------------------------------------------------------------------
 

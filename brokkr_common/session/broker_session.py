@@ -29,6 +29,16 @@ The rules, per stack (Envoy's incremental xDS, narrowed to one stream per agent)
 * Silence for `HeartbeatPolicy.timeout` (no message of any kind, Hello included) closes the
   stream with UNAVAILABLE; `deadline` says when the loop must next call `tick`.
 
+Diagnostics (capability `diagnostics`) travel beside stack updates, without nonces:
+
+* `request_diagnostics` before the Welcome waits for it; after it, the request is sent (with a
+  `RecordDiagnosticsSent`) to an agent whose Hello advertised `diagnostics`, and answered at once
+  with `DiagnosticsUnsupported` for one that did not. A request already sent on this session is
+  not sent again.
+* A DiagnosticsResult for a request this session sent and still awaits becomes a
+  `RecordDiagnostics`; any other (unknown id, duplicate answer) is `Ignored`. A malformed one
+  closes the stream with INVALID_ARGUMENT.
+
 Parked versions survive reconnects only because the broker records nacks in its database and
 passes them back in (`parked`) when the agent's next session starts.
 """
@@ -45,7 +55,7 @@ from types import MappingProxyType
 from google.rpc import status_pb2
 
 from brokkr_common.errors import BrokkrError, FailedPrecondition, InvalidArgument, Unavailable
-from brokkr_common.pb.brokkr.v1 import agent_session_pb2, agent_session_service_pb2
+from brokkr_common.pb.brokkr.v1 import agent_session_pb2, agent_session_service_pb2, diagnostics_pb2
 from brokkr_common.session.delta import compute_delta
 from brokkr_common.session.reports import ResourceError, ResourceResult, StackHealth, parse_all
 from brokkr_common.session.stacks import (
@@ -59,6 +69,10 @@ from brokkr_common.session.times import duration, timestamp, to_datetime
 from brokkr_common.session.updates import PlannedUpdate
 
 _CAPABILITY = re.compile(r"[a-z0-9_]{1,63}")
+#: The capability of agents that answer DiagnosticsRequest.
+DIAGNOSTICS = "diagnostics"
+#: The largest DiagnosticsResult accepted, in bytes of its encoding.
+MAX_DIAGNOSTICS_RESULT_BYTES = 4 * 1024 * 1024
 _MAX_CAPABILITIES = 64
 _MAX_AGENT_VERSION = 128
 
@@ -140,6 +154,30 @@ class RecordHeartbeat:
     sequence: int
 
 
+@dataclass(frozen=True)
+class RecordDiagnosticsSent:
+    """The diagnostics request was handed to the agent's stream."""
+
+    diagnostics_id: str
+
+
+@dataclass(frozen=True)
+class DiagnosticsUnsupported:
+    """The agent did not advertise the `diagnostics` capability: the request fails."""
+
+    diagnostics_id: str
+
+
+@dataclass(frozen=True)
+class RecordDiagnostics:
+    """The agent answered a diagnostics request: with `report`, or with `error` (code not OK)."""
+
+    diagnostics_id: str
+    stack_id: str
+    error: status_pb2.Status | None
+    report: diagnostics_pb2.DiagnosticsReport | None
+
+
 class IgnoredReason(enum.StrEnum):
     STALE_NONCE = "STALE_NONCE"
     """An answer for a nonce of this session that is no longer awaited (answered or superseded)."""
@@ -149,6 +187,8 @@ class IgnoredReason(enum.StrEnum):
     """Health of a stack the agent neither holds nor should hold."""
     UNKNOWN_MESSAGE = "UNKNOWN_MESSAGE"
     """A message type from a newer agent."""
+    UNKNOWN_DIAGNOSTICS = "UNKNOWN_DIAGNOSTICS"
+    """A diagnostics result this session does not await (never sent, or already answered)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +215,9 @@ Action = (
     | RecordNack
     | RecordHealth
     | RecordHeartbeat
+    | RecordDiagnosticsSent
+    | DiagnosticsUnsupported
+    | RecordDiagnostics
     | Ignored
     | Close
 )
@@ -255,6 +298,11 @@ class BrokerSession:
         self._welcomed = False
         self._closed = False
         self._heard_at = now
+        self._diagnoses = False  # the agent advertised `diagnostics`
+        #: Diagnostics requests waiting for the Welcome, by id, in arrival order.
+        self._diagnostics_waiting: dict[str, agent_session_pb2.DiagnosticsRequest] = {}
+        #: Diagnostics requests sent and not answered yet.
+        self._diagnostics_sent: set[str] = set()
 
     @property
     def deadline(self) -> float:
@@ -302,6 +350,20 @@ class BrokerSession:
         stack.removal_parked = False
         return self._reconcile(stack_id)
 
+    def request_diagnostics(
+        self, diagnostics_id: str, stack_id: str, options: diagnostics_pb2.DiagnosticsOptions
+    ) -> list[Action]:
+        """Ask the agent for diagnostics of a stack (see the module docstring)."""
+        if self._closed or diagnostics_id in self._diagnostics_sent:
+            return []
+        request = agent_session_pb2.DiagnosticsRequest(
+            diagnostics_id=diagnostics_id, stack_id=stack_id, options=options
+        )
+        if not self._welcomed:
+            self._diagnostics_waiting[diagnostics_id] = request
+            return []
+        return self._send_diagnostics(request)
+
     def tick(self, now: float) -> list[Action]:
         """Let time pass: close the session if the agent has been silent past the deadline."""
         if self._closed or now < self.deadline:
@@ -332,6 +394,8 @@ class BrokerSession:
                 return self._on_health_report(message.health_report)
             case "heartbeat":
                 return self._on_heartbeat(message.heartbeat, now)
+            case "diagnostics_result":
+                return self._on_diagnostics_result(message.diagnostics_result)
             case _:
                 return [Ignored(IgnoredReason.UNKNOWN_MESSAGE)]
 
@@ -340,6 +404,7 @@ class BrokerSession:
         capabilities = _validate_capabilities(hello.capabilities)
         held = parse_held_stacks(hello.stacks, "hello.stacks")
         self._welcomed = True
+        self._diagnoses = DIAGNOSTICS in capabilities
         for stack_id, stack in held.items():
             self._stacks.setdefault(stack_id, _Stack()).held = stack
         actions: list[Action] = [
@@ -352,6 +417,9 @@ class BrokerSession:
         ]
         for stack_id in sorted(self._stacks):
             actions += self._reconcile(stack_id)
+        waiting, self._diagnostics_waiting = self._diagnostics_waiting, {}
+        for request in waiting.values():
+            actions += self._send_diagnostics(request)
         return actions
 
     def _on_ack(self, ack: agent_session_pb2.Ack) -> list[Action]:
@@ -386,7 +454,8 @@ class BrokerSession:
         stack.in_flight = None
         stack.held = UNKNOWN
         if target is None:
-            stack.removal_parked = True
+            # Parked only while nothing is wanted: a version committed since makes the removal moot.
+            stack.removal_parked = stack.desired is None
         else:
             stack.parked_version = target.deployment_object.id
         sent = target.deployment_object if target else None
@@ -418,7 +487,38 @@ class BrokerSession:
             Send(agent_session_service_pb2.ConnectResponse(heartbeat_ack=answer)),
         ]
 
+    def _on_diagnostics_result(self, result: agent_session_pb2.DiagnosticsResult) -> list[Action]:
+        if result.diagnostics_id not in self._diagnostics_sent:
+            return [Ignored(IgnoredReason.UNKNOWN_DIAGNOSTICS, result.stack_id)]
+        if result.ByteSize() > MAX_DIAGNOSTICS_RESULT_BYTES:
+            raise InvalidArgument.for_field(
+                "diagnostics_result", f"must be at most {MAX_DIAGNOSTICS_RESULT_BYTES} bytes"
+            )
+        has_error, has_report = result.HasField("error"), result.HasField("report")
+        if has_error == has_report:
+            raise InvalidArgument.for_field("diagnostics_result", "must set exactly one of error and report")
+        if has_error and result.error.code == 0:
+            raise InvalidArgument.for_field("diagnostics_result.error.code", "must not be OK (0)")
+        self._diagnostics_sent.discard(result.diagnostics_id)
+        return [
+            RecordDiagnostics(
+                result.diagnostics_id,
+                result.stack_id,
+                result.error if has_error else None,
+                result.report if has_report else None,
+            )
+        ]
+
     # -- decisions -----------------------------------------------------------------------------
+
+    def _send_diagnostics(self, request: agent_session_pb2.DiagnosticsRequest) -> list[Action]:
+        if not self._diagnoses:
+            return [DiagnosticsUnsupported(request.diagnostics_id)]
+        self._diagnostics_sent.add(request.diagnostics_id)
+        return [
+            Send(agent_session_service_pb2.ConnectResponse(diagnostics_request=request)),
+            RecordDiagnosticsSent(request.diagnostics_id),
+        ]
 
     def _awaiting(self, stack_id: str, nonce: str) -> _InFlight | Ignored:
         """What the stack awaits, if `nonce` answers it, else why the answer is ignored."""

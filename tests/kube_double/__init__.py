@@ -22,6 +22,7 @@ Where things are:
     calls.py        a routed request: its options and body, checked as upstream checks them
     verbs.py        get, list, create, update, patch, delete, deletecollection
     watching.py     watch: chunked JSON-line events, resourceVersion, 410 Gone, bookmarks
+    logs.py         the `pods/log` subresource: logs tests set, cut by tailLines and limitBytes
     cluster.py      stored objects and served kinds, controllers' effects, the test helpers
     ownership.py    server-side apply and managedFields; fieldpaths.py, merging.py underneath
     patches.py      JSON merge patch and JSON patch
@@ -41,8 +42,10 @@ Modelled (each module's docstring says precisely how):
   (policy/v1); CRD kinds once their CRD is Established (at once, or when a test says so).
 * All verbs; watch as a chunked stream of ADDED/MODIFIED/DELETED events from a resourceVersion,
   with selectors, `timeoutSeconds`, bookmarks and 410 Gone after `compact()`; `/status`
-  subresources; dry run; optimistic concurrency; generation; uid/creationTimestamp/resourceVersion;
-  finalizers holding a deletion; namespace cascade.
+  subresources; `pods/log` (text set by `set_log`, with `container`, `previous`, `tailLines`,
+  `limitBytes`); field selectors on Events' `involvedObject.*`, `reason`, `type` and Pods'
+  `status.phase`, `spec.nodeName`; dry run; optimistic concurrency; generation;
+  uid/creationTimestamp/resourceVersion; finalizers holding a deletion; namespace cascade.
 * Server-side apply with field ownership, conflicts, force, shared ownership, removal of fields an
   applier drops, `before-first-apply`, no-op detection; merge and JSON patches; Update managers.
 * Validation (422) for a documented set of rules; `fieldValidation` for unknown top-level and

@@ -83,8 +83,13 @@ def resolve(info: RequestInfo, registry: Registry) -> Target:
         raise resource_not_found()
     if info.namespace is None and resource_type.namespaced and info.name:
         raise resource_not_found()
-    if info.subresource and (info.subresource != "status" or not resource_type.has_status):
+    pod_log = info.subresource == "log" and resource_type.group == "" and resource_type.plural == "pods"
+    if info.subresource and not pod_log and (info.subresource != "status" or not resource_type.has_status):
         raise resource_not_found()
+    if pod_log and info.verb != "get":
+        raise ApiError(
+            405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        )
     # Upstream registers no create on a named path and nothing but list/watch across all namespaces.
     everywhere = resource_type.namespaced and info.namespace is None
     if (info.verb == "create" and info.name) or (everywhere and info.verb not in ("list", "watch")):

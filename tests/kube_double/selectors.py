@@ -3,8 +3,9 @@
 Label selectors support the whole grammar: `k`, `!k`, `k=v`, `k==v`, `k!=v`, `k in (a,b)`,
 `k notin (a,b)`, `k>1`, `k<1`, comma-separated requirements that must all hold. As upstream, `!=`
 and `notin` also match objects that lack the label. Field selectors support `=`, `==` and `!=` on
-`metadata.name` and `metadata.namespace` only; the per-kind fields some built-ins add (a pod's
-`status.phase`, ...) are not modelled and are refused like any unsupported field label.
+`metadata.name` and `metadata.namespace`, plus the per-kind fields of Events (`involvedObject.*`,
+`reason`, `type`, `source`, ...) and Pods (`status.phase`, `spec.nodeName`, ...) in `KIND_FIELDS`;
+other field labels are refused as upstream refuses unsupported ones.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from tests.kube_double.errors import GroupResource
 
 _SPECIAL = "=!(),<>"
 _OPERATOR_TOKENS = ("!=", "==", "=", "!", "(", ")", ",", ">", "<")
@@ -213,28 +216,56 @@ def parse_label_selector(text: str) -> LabelSelector:
             raise SelectorError(f"found '{token}', expected: ',' or 'end of string'")
 
 
+#: The field labels some built-in kinds add, as upstream registers them (by group, resource).
+KIND_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "events"): (
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ),
+    ("", "pods"): ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "status.phase"),
+}
+
+
 @dataclass(frozen=True)
 class FieldSelector:
     terms: tuple[tuple[str, bool, str], ...]  # (field, equal?, value)
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
-        metadata = obj.get("metadata", {})
-        values = {
-            "metadata.name": metadata.get("name", ""),
-            "metadata.namespace": metadata.get("namespace", ""),
-        }
-        return all((values[field] == value) == equal for field, equal, value in self.terms)
+        return all((_field_value(obj, field) == value) == equal for field, equal, value in self.terms)
 
 
-def parse_field_selector(text: str) -> FieldSelector:
-    """Parse a field selector over `metadata.name` / `metadata.namespace`."""
+def _field_value(obj: Mapping[str, Any], field: str) -> str:
+    """The field's value as upstream's field set has it: a string, "" when absent."""
+    if field == "source":  # an Event's source is its reporting component
+        source = obj.get("source")
+        return str(source.get("component", "")) if isinstance(source, Mapping) else ""
+    value: Any = obj
+    for step in field.split("."):
+        value = value.get(step) if isinstance(value, Mapping) else None
+    return "" if value is None else str(value)
+
+
+def parse_field_selector(text: str, resource: GroupResource | None = None) -> FieldSelector:
+    """Parse a field selector over `metadata.name` / `metadata.namespace`, plus the field labels
+    `KIND_FIELDS` lists for `resource` (group, plural), e.g. an Event's `involvedObject.name`."""
+    extra = KIND_FIELDS.get((resource.group, resource.resource), ()) if resource else ()
+    supported = SUPPORTED_FIELDS + extra
     terms = []
     for term in filter(None, (t.strip() for t in text.split(","))):
         match = re.fullmatch(r"([^=!]+?)\s*(!=|==|=)\s*(.*)", term)
         if match is None:
             raise SelectorError(f"invalid selector: '{text}'; can't understand '{term}'")
         field, operator, value = match.groups()
-        if field not in SUPPORTED_FIELDS:
+        if field not in supported:
             raise SelectorError(f"field label not supported: {field}")
         terms.append((field, operator != "!=", value))
     return FieldSelector(tuple(terms))

@@ -30,6 +30,7 @@ from tests.kube_double.calls import Call
 from tests.kube_double.cluster import Cluster
 from tests.kube_double.errors import JSON, ApiError, internal_error, resource_not_found, unauthorized
 from tests.kube_double.faults import Denial, Failure, Faults, RecordedRequest, denial_error
+from tests.kube_double.logs import Logs
 from tests.kube_double.routing import RequestInfo, request_info, resolve
 from tests.kube_double.verbs import Reply, Verbs
 from tests.kube_double.watching import Watch
@@ -101,9 +102,9 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        payload = json.dumps(reply.body).encode()
+        payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
         self.send_response(reply.code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/plain" if reply.raw is not None else "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-cache, private")
         for warning in reply.warnings:
@@ -149,6 +150,7 @@ class KubeApiServer:
         self.cluster = Cluster()
         self.verbs = Verbs(self.cluster)
         self.faults = Faults()
+        self.logs = Logs()
         #: Set to end every open watch (`end_watches`, `stop`).
         self._watches_end = threading.Event()
         #: Tracebacks of requests the double itself failed on (its bugs).
@@ -250,6 +252,9 @@ class KubeApiServer:
         )
         if info.verb == "watch":
             return Watch(self.cluster.store, call, self._watches_end)
+        if target.subresource == "log":
+            pod = self.cluster.get_object("v1", "Pod", target.namespace, target.name)
+            return Reply(200, {}, raw=self.logs.read(pod, target.namespace or "", target.name, query))
         return self.verbs.handle(call)
 
     def _discovery_document(self, method: str, path: str) -> JSON | None:
@@ -323,6 +328,10 @@ class KubeApiServer:
     def put_object(self, obj: JSON) -> JSON:
         """Store `obj` as is: no validation, no managedFields (its first apply meets `before-first-apply`)."""
         return self.cluster.put_object(obj)
+
+    def set_log(self, namespace: str, pod: str, container: str, text: str, *, previous: bool = False) -> None:
+        """What `pods/log` answers for the container (its previous instance with `previous`)."""
+        self.logs.set(namespace, pod, container, text, previous=previous)
 
     def get_object(self, api_version: str, kind: str, namespace: str | None, name: str) -> JSON | None:
         return self.cluster.get_object(api_version, kind, namespace, name)

@@ -69,6 +69,8 @@ class Reply:
     warnings: list[str] = field(default_factory=list)
     #: Other response headers (`Retry-After`).
     headers: dict[str, str] = field(default_factory=dict)
+    #: A body that is not JSON (`pods/log` answers text/plain); sent instead of `body`.
+    raw: bytes | None = None
 
 
 def skeleton(resource_type: ResourceType, name: str, namespace: str | None) -> JSON:
@@ -106,7 +108,7 @@ class Verbs:
         resource_type = call.resource_type
         try:
             labels = parse_label_selector(call.param("labelSelector"))
-            fields = parse_field_selector(call.param("fieldSelector"))
+            fields = parse_field_selector(call.param("fieldSelector"), resource_type.group_resource)
         except SelectorError as error:
             raise bad_request(str(error)) from error
         return [

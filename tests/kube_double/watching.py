@@ -52,7 +52,9 @@ class Watch:
         call = self.call
         try:
             self._labels = parse_label_selector(call.param("labelSelector"))
-            self._fields = parse_field_selector(call.param("fieldSelector"))
+            self._fields = parse_field_selector(
+                call.param("fieldSelector"), call.resource_type.group_resource
+            )
         except SelectorError as error:
             raise bad_request(str(error)) from error
         version = call.param("resourceVersion")

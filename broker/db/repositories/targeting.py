@@ -21,7 +21,7 @@ from broker.db.repositories.registrations import registered_agent_ids
 from broker.db.repositories.stacks import STACK_ROWS, load_stacks
 from broker.db.tables import agents, registrations, stacks, targets
 from broker.domain.model import Agent, AgentStatus, Stack
-from broker.domain.ports import AgentCandidate, StackCandidate
+from broker.domain.ports import AgentCandidate, AgentStackCandidates, StackCandidate
 
 _LIVE_TARGET = targets.c.deleted_at.is_(None)
 _LIVE_REGISTRATION = registrations.c.deleted_at.is_(None)
@@ -76,6 +76,60 @@ class SqlTargetingQueries:
             StackCandidate(stack, bool(row.explicit))
             for stack, row in await load_stacks(self._connection, query)
         ]
+
+    async def stack_candidates_of(self, agent_ids: Sequence[str]) -> dict[str, AgentStackCandidates]:
+        # In bulk the indexes do not pay: one query for the agents, one for their explicit targets
+        # and registrations, one for every live stack, then an index of label and annotation pairs
+        # in Python, so each agent meets only the stacks it shares a pair with.
+        found: list[Agent] = []
+        for batch in chunks(agent_ids):
+            found += [
+                agent
+                for agent, _ in await load_agents(
+                    self._connection, select(agents).where(agents.c.id.in_(batch))
+                )
+            ]
+        ids = [agent.id for agent in found]
+        generator_ids = await self._generator_ids(ids)
+        explicit: defaultdict[str, set[str]] = defaultdict(set)
+        for batch in chunks(ids):
+            query = select(targets.c.agent_id, targets.c.stack_id).where(
+                targets.c.agent_id.in_(batch), _LIVE_TARGET
+            )
+            for agent_id, stack_id in await self._connection.execute(query):
+                explicit[agent_id].add(stack_id)
+        live = [
+            stack
+            for stack, _ in await load_stacks(
+                self._connection,
+                STACK_ROWS.where(stacks.c.deleted_at.is_(None)).order_by(stacks.c.name, stacks.c.id),
+            )
+        ]
+        by_id = {stack.id: stack for stack in live}
+        by_label: defaultdict[tuple[str, str], list[Stack]] = defaultdict(list)
+        by_annotation: defaultdict[tuple[str, str], list[Stack]] = defaultdict(list)
+        for stack in live:
+            for pair in stack.labels.items():
+                by_label[pair].append(stack)
+            for pair in stack.annotations.items():
+                by_annotation[pair].append(stack)
+        order = {stack.id: position for position, stack in enumerate(live)}
+        result = {}
+        for agent in found:
+            chosen = {stack_id for stack_id in explicit[agent.id] if stack_id in by_id}
+            for pair in agent.labels.items():
+                chosen.update(stack.id for stack in by_label.get(pair, ()))
+            for pair in agent.annotations.items():
+                chosen.update(stack.id for stack in by_annotation.get(pair, ()))
+            result[agent.id] = AgentStackCandidates(
+                agent,
+                frozenset(generator_ids[agent.id]),
+                [
+                    StackCandidate(by_id[stack_id], stack_id in explicit[agent.id])
+                    for stack_id in sorted(chosen, key=order.__getitem__)
+                ],
+            )
+        return result
 
     async def _generator_ids(self, agent_ids: Sequence[str]) -> defaultdict[str, set[str]]:
         found: defaultdict[str, set[str]] = defaultdict(set)

@@ -80,3 +80,22 @@ async def test_every_record_is_read_back_however_many_pages_they_take(
 
     assert await cluster.recorded() == {change.stack_id: holding(change) for change in changes}
     assert len([r for r in kube_api.requests() if r.path.endswith("/secrets") and r.method == "GET"]) == 2
+
+
+async def test_a_cluster_wide_agent_creates_its_records_namespace_and_a_confined_one_does_not(
+    kube_api: KubeApi, settings: KubernetesSettings, retry: RetryPolicy
+) -> None:
+    fresh = Cluster(settings, retry=retry, parent_namespace="brokkr-records")
+    try:
+        assert await fresh.recorded() == {}
+        assert await fresh.recorded() == {}  # it exists now; nothing to do
+    finally:
+        fresh.close()
+    confined = Cluster(settings.model_copy(update={"namespace": "team-a"}), retry=retry)
+    try:
+        assert await confined.recorded() == {}  # nothing recorded in a namespace that does not exist
+    finally:
+        confined.close()
+
+    assert kube_api.get_object("v1", "Namespace", None, "brokkr-records") is not None
+    assert kube_api.get_object("v1", "Namespace", None, "team-a") is None

@@ -28,6 +28,8 @@ from brokkr_common.pb.brokkr.v1 import (
     deployment_object_pb2,
     deployment_object_service_pb2_grpc,
     deployment_status_service_pb2_grpc,
+    diagnostics_pb2,
+    diagnostics_service_pb2_grpc,
     event_service_pb2_grpc,
     generator_pb2,
     generator_service_pb2_grpc,
@@ -59,6 +61,9 @@ from brokkr_common.pb.brokkr.v1 import (
 )
 from brokkr_common.pb.brokkr.v1 import (
     deployment_status_service_pb2 as status_api,
+)
+from brokkr_common.pb.brokkr.v1 import (
+    diagnostics_service_pb2 as diag_api,
 )
 from brokkr_common.pb.brokkr.v1 import (
     event_service_pb2 as event_api,
@@ -103,6 +108,8 @@ class World:
     t1: str = ""
     #: A webhook (admin only).
     w1: str = ""
+    #: A diagnostics request for A1 about S1 (admin only).
+    x1: str = ""
 
 
 class Stubs:
@@ -119,6 +126,7 @@ class Stubs:
         self.webhooks = webhook_service_pb2_grpc.WebhookServiceStub(channel)
         self.events = event_service_pb2_grpc.EventServiceStub(channel)
         self.audit_logs = audit_log_service_pb2_grpc.AuditLogServiceStub(channel)
+        self.diagnostics = diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel)
 
 
 def _first_session_message(stubs: Stubs, metadata) -> Any:
@@ -208,7 +216,14 @@ def build_world(running: RunningBroker, stubs: Stubs, admin_key: str) -> World:
         ),
         metadata=md,
     ).webhook.id
+    x1 = stubs.diagnostics.CreateDiagnostics(
+        diag_api.CreateDiagnosticsRequest(
+            diagnostics=diagnostics_pb2.Diagnostics(agent_id=a1.agent.id, stack_id=s1.id)
+        ),
+        metadata=md,
+    ).diagnostics.id
     return World(
+        x1=x1,
         w1=w1,
         t0=t0,
         t1=t1,
@@ -520,6 +535,27 @@ ROWS = [
     row(
         "/brokkr.v1.AuditLogService/ListAuditLogs",
         lambda s, w, md: s.audit_logs.ListAuditLogs(audit_api.ListAuditLogsRequest(), metadata=md),
+        **admin_only(),
+    ),
+    # DiagnosticsService: admin only (reports carry container logs).
+    row(
+        "/brokkr.v1.DiagnosticsService/CreateDiagnostics",
+        lambda s, w, md: s.diagnostics.CreateDiagnostics(
+            diag_api.CreateDiagnosticsRequest(
+                diagnostics=diagnostics_pb2.Diagnostics(agent_id=w.a1, stack_id=w.s1)
+            ),
+            metadata=md,
+        ),
+        **admin_only(),
+    ),
+    row(
+        "/brokkr.v1.DiagnosticsService/GetDiagnostics",
+        lambda s, w, md: s.diagnostics.GetDiagnostics(diag_api.GetDiagnosticsRequest(id=w.x1), metadata=md),
+        **admin_only(),
+    ),
+    row(
+        "/brokkr.v1.DiagnosticsService/ListDiagnostics",
+        lambda s, w, md: s.diagnostics.ListDiagnostics(diag_api.ListDiagnosticsRequest(), metadata=md),
         **admin_only(),
     ),
     # TemplateService: T0 is a system template, T1 belongs to G1; agents have no access.

@@ -24,12 +24,14 @@ from broker.domain.pagination import fingerprint
 from brokkr_common.pb.brokkr.v1 import (
     agent_pb2,
     deployment_object_pb2,
+    diagnostics_pb2,
     generator_pb2,
     stack_pb2,
     template_pb2,
 )
 from brokkr_common.pb.brokkr.v1 import agent_service_pb2 as agent_api
 from brokkr_common.pb.brokkr.v1 import deployment_object_service_pb2 as do_api
+from brokkr_common.pb.brokkr.v1 import diagnostics_service_pb2 as diagnostics_api
 from brokkr_common.pb.brokkr.v1 import generator_service_pb2 as generator_api
 from brokkr_common.pb.brokkr.v1 import stack_service_pb2 as stack_api
 from brokkr_common.pb.brokkr.v1 import target_service_pb2 as target_api
@@ -1188,6 +1190,74 @@ case(
     INVALID,
     "INVALID_PARAMETERS_SCHEMA",
     ("template.parameters_schema",),
+)
+
+# -- diagnostics -------------------------------------------------------------------------------
+
+
+def ask_diagnostics(agent: str = "{agent}", stack: str = "{stack}", **options: int) -> Grpc:
+    def build(world: World) -> Message:
+        return diagnostics_api.CreateDiagnosticsRequest(
+            diagnostics=diagnostics_pb2.Diagnostics(
+                agent_id=agent.format(agent=world.agent_id),
+                stack_id=stack.format(stack=world.stack_id),
+                options=diagnostics_pb2.DiagnosticsOptions(**options),
+            )
+        )
+
+    return Grpc("DiagnosticsService/CreateDiagnostics", build)
+
+
+case(
+    "diagnostics/options-out-of-range",
+    ask_diagnostics(log_tail_lines=501, max_log_bytes=65537),
+    INVALID,
+    "OUT_OF_RANGE",
+    ("diagnostics.options.log_tail_lines", "diagnostics.options.max_log_bytes"),
+)
+case(
+    "diagnostics/negative-tail",
+    ask_diagnostics(log_tail_lines=-1),
+    INVALID,
+    "OUT_OF_RANGE",
+    ("diagnostics.options.log_tail_lines",),
+)
+case(
+    "diagnostics/agent-not-a-uuid",
+    ask_diagnostics(agent="edge-1"),
+    INVALID,
+    "INVALID_UUID",
+    ("diagnostics.agent_id",),
+)
+case(
+    "diagnostics/unknown-agent",
+    ask_diagnostics(agent=UNKNOWN_UUID),
+    grpc.StatusCode.NOT_FOUND,
+    "AGENT_NOT_FOUND",
+)
+case(
+    "diagnostics/get-not-a-uuid",
+    by_id(
+        "DiagnosticsService/GetDiagnostics",
+        diagnostics_api.GetDiagnosticsRequest,
+        "1; DROP TABLE diagnostics",
+    ),
+    INVALID,
+    "INVALID_UUID",
+    ("id",),
+)
+case(
+    "diagnostics/rest-get-unknown",
+    Rest("GET", f"/api/v1/diagnostics/{UNKNOWN_UUID}"),
+    grpc.StatusCode.NOT_FOUND,
+    "DIAGNOSTICS_NOT_FOUND",
+)
+case(
+    "diagnostics/rest-list-agent-bad",
+    Rest("GET", "/api/v1/diagnostics?agentId=edge-1"),
+    INVALID,
+    "INVALID_UUID",
+    ("agent_id",),
 )
 
 # -- gRPC transport limits and raw bytes ---------------------------------------------------------

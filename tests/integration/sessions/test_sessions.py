@@ -305,6 +305,10 @@ async def test_deactivation_and_stack_deletion_send_removals(world: World):
         )
         removal = await runtime.next_work()
         assert isinstance(removal, machine.Remove) and removal.stack_id == world.stack.id
+        removals = world.running.broker.registry.get_sample_value(
+            "brokkr_stack_updates_sent_total", {"kind": "removal"}
+        )
+        assert removals == 2
     finally:
         await _stop(client, task)
 

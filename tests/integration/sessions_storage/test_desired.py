@@ -99,3 +99,46 @@ async def test_a_deleted_stack_reaches_nobody_and_its_newest_version_is_the_dele
     assert reach.agent_ids == frozenset()
     assert (unknown.stack, unknown.agent_ids) == (None, frozenset())
     assert await sessions.deployment_objects(uow_factory(), [str(uuid.uuid4())]) == {}
+
+
+async def test_read_in_bulk_every_agent_should_hold_what_it_would_read_alone(uow_factory, build: Builder):
+    # The sweep reads many agents at once by another route than a connect does; both must agree
+    # on every kind of reach: labels, annotations, explicit targets, registrations, status.
+    shop = await build.generator(name="shop")
+    registered = await build.agent(name="registered", labels={"env": "prod"})
+    await build.register(registered, shop)
+    unregistered = await build.agent(name="unregistered", labels={"env": "prod"})
+    annotated = await build.agent(name="annotated", annotations={"team": "pay"})
+    explicit = await build.agent(name="explicit")
+    inactive = await build.agent(name="inactive", labels={"env": "prod"}, active=False)
+    deleted = await build.agent(name="deleted", labels={"env": "prod"})
+    await agents.delete_agent(uow_factory(), ADMIN, deleted.id)
+
+    owned = await build.stack(shop, name="owned", labels={"env": "prod"})
+    free = await build.stack(name="free", labels={"env": "prod"})
+    paid = await build.stack(name="paid", annotations={"team": "pay"})
+    targeted = await build.stack(name="targeted")
+    empty = await build.stack(name="empty", labels={"env": "prod"})  # no version: nothing to hold
+    gone = await build.stack(name="gone", labels={"env": "prod"})
+    for stack in (owned, free, paid, targeted, gone):
+        await build.submit(stack)
+    await build.target(explicit, targeted)
+    await stacks.delete_stack(uow_factory(), ADMIN, gone.id)
+    del empty
+
+    fleet = [registered, unregistered, annotated, explicit, inactive, deleted]
+    ids = [agent.id for agent in fleet] + [str(uuid.uuid4())]
+    bulk = await sessions.desired_for_agents(uow_factory(), ids)
+    alone = {agent_id: await sessions.desired_for_agent(uow_factory(), agent_id) for agent_id in ids}
+
+    assert bulk == alone
+    names = {agent.name: [stack.name for stack in bulk[agent.id] or []] for agent in fleet}
+    assert names == {
+        "registered": ["free", "owned"],
+        "unregistered": ["free"],
+        "annotated": ["paid"],
+        "explicit": ["targeted"],
+        "inactive": [],
+        "deleted": [],
+    }
+    assert bulk[deleted.id] is None and bulk[ids[-1]] is None

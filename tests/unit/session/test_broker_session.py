@@ -445,6 +445,17 @@ CASES = [
         ],
     ),
     Case(
+        "a removal nacked after a version was desired again is moot: the version goes out, and "
+        "removing it again while it is in flight sends the removal (found by the property test)",
+        steps=[
+            (receive(hello(HOLDS_A1)), [*greeting({STACK_A: A1.deployment_object}), removal(STACK_A, 1)]),
+            (desire(STACK_A, A2), []),
+            (receive(nack(1, STACK_A)), [nacked(STACK_A, None), full(A2, 2)]),
+            (desire(STACK_A, None), [removal(STACK_A, 3)]),
+            (desire(STACK_A, A1), []),
+        ],
+    ),
+    Case(
         "a stack the agent does not hold and no longer should: nothing to send",
         desired={STACK_A: A1},
         steps=[(desire(STACK_A, None), []), (CONNECTED, greeting()), (retry(STACK_A), [])],

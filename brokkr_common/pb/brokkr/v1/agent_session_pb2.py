@@ -24,51 +24,56 @@ _sym_db = _symbol_database.Default()
 
 
 from brokkr_common.pb.brokkr.v1 import deployment_object_pb2 as brokkr_dot_v1_dot_deployment__object__pb2
+from brokkr_common.pb.brokkr.v1 import diagnostics_pb2 as brokkr_dot_v1_dot_diagnostics__pb2
 from brokkr_common.pb.brokkr.v1 import stack_pb2 as brokkr_dot_v1_dot_stack__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62rokkr/v1/agent_session.proto\x12\tbrokkr.v1\x1a!brokkr/v1/deployment_object.proto\x1a\x15\x62rokkr/v1/stack.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"Z\n\x05Hello\x12\x15\n\ragent_version\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12$\n\x06stacks\x18\x03 \x03(\x0b\x32\x14.brokkr.v1.HeldStack\"\x80\x01\n\tHeldStack\x12\x10\n\x08stack_id\x18\x01 \x01(\t\x12\x39\n\x11\x64\x65ployment_object\x18\x02 \x01(\x0b\x32\x1e.brokkr.v1.DeploymentObjectRef\x12&\n\tresources\x18\x03 \x03(\x0b\x32\x13.brokkr.v1.Resource\"\x8d\x01\n\x03\x41\x63k\x12\r\n\x05nonce\x18\x01 \x01(\t\x12\x10\n\x08stack_id\x18\x02 \x01(\t\x12\x39\n\x11\x64\x65ployment_object\x18\x03 \x01(\x0b\x32\x1e.brokkr.v1.DeploymentObjectRef\x12*\n\x07results\x18\x04 \x03(\x0b\x32\x19.brokkr.v1.ResourceResult\"s\n\x0eResourceResult\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.brokkr.v1.ResourceKey\x12+\n\x07outcome\x18\x02 \x01(\x0e\x32\x1a.brokkr.v1.ResourceOutcome\x12\x0f\n\x07message\x18\x03 \x01(\t\"u\n\x04Nack\x12\r\n\x05nonce\x18\x01 \x01(\t\x12\x10\n\x08stack_id\x18\x02 \x01(\t\x12\"\n\x06status\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\x12(\n\x06\x65rrors\x18\x04 \x03(\x0b\x32\x18.brokkr.v1.ResourceError\"h\n\rResourceError\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.brokkr.v1.ResourceKey\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\ttemporary\x18\x04 \x01(\x08\"6\n\x0cHealthReport\x12&\n\x06stacks\x18\x01 \x03(\x0b\x32\x16.brokkr.v1.StackHealth\"\xb1\x01\n\x0bStackHealth\x12\x10\n\x08stack_id\x18\x01 \x01(\t\x12\x39\n\x11\x64\x65ployment_object\x18\x02 \x01(\x0b\x32\x1e.brokkr.v1.DeploymentObjectRef\x12\'\n\x06health\x18\x03 \x01(\x0e\x32\x17.brokkr.v1.HealthStatus\x12,\n\tresources\x18\x04 \x03(\x0b\x32\x19.brokkr.v1.ResourceHealth\"\x7f\n\x0eResourceHealth\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.brokkr.v1.ResourceKey\x12\'\n\x06health\x18\x02 \x01(\x0e\x32\x17.brokkr.v1.HealthStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x8e\x01\n\tHeartbeat\x12.\n\nagent_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14kubernetes_reachable\x18\x02 \x01(\x08\x12!\n\x19kubernetes_api_latency_ms\x18\x03 \x01(\r\x12\x10\n\x08sequence\x18\x04 \x01(\x04\"\xf7\x01\n\x07Welcome\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nagent_name\x18\x02 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11heartbeat_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0bserver_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\x14\n\x0creplica_name\x18\x07 \x01(\t\"\xef\x01\n\x0bStackUpdate\x12\x10\n\x08stack_id\x18\x01 \x01(\t\x12\x12\n\nstack_name\x18\x02 \x01(\t\x12\x39\n\x11\x64\x65ployment_object\x18\x03 \x01(\x0b\x32\x1e.brokkr.v1.DeploymentObjectRef\x12*\n\x05\x61pply\x18\x04 \x03(\x0b\x32\x1b.brokkr.v1.ResourceManifest\x12&\n\x06remove\x18\x05 \x03(\x0b\x32\x16.brokkr.v1.ResourceKey\x12\x12\n\nfull_state\x18\x06 \x01(\x08\x12\x17\n\x0f\x66orce_conflicts\x18\x07 \x01(\x08\"_\n\x10ResourceManifest\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.brokkr.v1.ResourceKey\x12\x14\n\x0c\x63ontent_hash\x18\x02 \x01(\t\x12\x10\n\x08manifest\x18\x03 \x01(\t\" \n\x0cStackRemoval\x12\x10\n\x08stack_id\x18\x01 \x01(\t\"Q\n\x0cHeartbeatAck\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x02 \x01(\x04*\xaf\x01\n\x0fResourceOutcome\x12 \n\x1cRESOURCE_OUTCOME_UNSPECIFIED\x10\x00\x12\x1c\n\x18RESOURCE_OUTCOME_CREATED\x10\x01\x12\x1f\n\x1bRESOURCE_OUTCOME_CONFIGURED\x10\x02\x12\x1e\n\x1aRESOURCE_OUTCOME_UNCHANGED\x10\x03\x12\x1b\n\x17RESOURCE_OUTCOME_PRUNED\x10\x04*\xb9\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_HEALTHY\x10\x01\x12\x1d\n\x19HEALTH_STATUS_PROGRESSING\x10\x02\x12\x1a\n\x16HEALTH_STATUS_DEGRADED\x10\x03\x12\x19\n\x15HEALTH_STATUS_FAILING\x10\x04\x12\x19\n\x15HEALTH_STATUS_UNKNOWN\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62rokkr/v1/agent_session.proto\x12\tbrokkr.v1\x1a!brokkr/v1/deployment_object.proto\x1a\x1b\x62rokkr/v1/diagnostics.proto\x1a\x15\x62rokkr/v1/stack.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"Z\n\x05Hello\x12\x15\n\ragent_version\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12$\n\x06stacks\x18\x03 \x03(\x0b\x32\x14.brokkr.v1.HeldStack\"\x80\x01\n\tHeldStack\x12\x10\n\x08stack_id\x18\x01 \x01(\t\x12\x39\n\x11\x64\x65ployment_object\x18\x02 \x01(\x0b\x32\x1e.brokkr.v1.DeploymentObjectRef\x12&\n\tresources\x18\x03 \x03(\x0b\x32\x13.brokkr.v1.Resource\"\x8d\x01\n\x03\x41\x63k\x12\r\n\x05nonce\x18\x01 \x01(\t\x12\x10\n\x08stack_id\x18\x02 \x01(\t\x12\x39\n\x11\x64\x65ployment_object\x18\x03 \x01(\x0b\x32\x1e.brokkr.v1.DeploymentObjectRef\x12*\n\x07results\x18\x04 \x03(\x0b\x32\x19.brokkr.v1.ResourceResult\"s\n\x0eResourceResult\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.brokkr.v1.ResourceKey\x12+\n\x07outcome\x18\x02 \x01(\x0e\x32\x1a.brokkr.v1.ResourceOutcome\x12\x0f\n\x07message\x18\x03 \x01(\t\"u\n\x04Nack\x12\r\n\x05nonce\x18\x01 \x01(\t\x12\x10\n\x08stack_id\x18\x02 \x01(\t\x12\"\n\x06status\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\x12(\n\x06\x65rrors\x18\x04 \x03(\x0b\x32\x18.brokkr.v1.ResourceError\"h\n\rResourceError\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.brokkr.v1.ResourceKey\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\ttemporary\x18\x04 \x01(\x08\"6\n\x0cHealthReport\x12&\n\x06stacks\x18\x01 \x03(\x0b\x32\x16.brokkr.v1.StackHealth\"\xb1\x01\n\x0bStackHealth\x12\x10\n\x08stack_id\x18\x01 \x01(\t\x12\x39\n\x11\x64\x65ployment_object\x18\x02 \x01(\x0b\x32\x1e.brokkr.v1.DeploymentObjectRef\x12\'\n\x06health\x18\x03 \x01(\x0e\x32\x17.brokkr.v1.HealthStatus\x12,\n\tresources\x18\x04 \x03(\x0b\x32\x19.brokkr.v1.ResourceHealth\"\x7f\n\x0eResourceHealth\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.brokkr.v1.ResourceKey\x12\'\n\x06health\x18\x02 \x01(\x0e\x32\x17.brokkr.v1.HealthStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x8e\x01\n\tHeartbeat\x12.\n\nagent_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14kubernetes_reachable\x18\x02 \x01(\x08\x12!\n\x19kubernetes_api_latency_ms\x18\x03 \x01(\r\x12\x10\n\x08sequence\x18\x04 \x01(\x04\"\xf7\x01\n\x07Welcome\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nagent_name\x18\x02 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11heartbeat_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0bserver_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\x14\n\x0creplica_name\x18\x07 \x01(\t\"\xef\x01\n\x0bStackUpdate\x12\x10\n\x08stack_id\x18\x01 \x01(\t\x12\x12\n\nstack_name\x18\x02 \x01(\t\x12\x39\n\x11\x64\x65ployment_object\x18\x03 \x01(\x0b\x32\x1e.brokkr.v1.DeploymentObjectRef\x12*\n\x05\x61pply\x18\x04 \x03(\x0b\x32\x1b.brokkr.v1.ResourceManifest\x12&\n\x06remove\x18\x05 \x03(\x0b\x32\x16.brokkr.v1.ResourceKey\x12\x12\n\nfull_state\x18\x06 \x01(\x08\x12\x17\n\x0f\x66orce_conflicts\x18\x07 \x01(\x08\"_\n\x10ResourceManifest\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.brokkr.v1.ResourceKey\x12\x14\n\x0c\x63ontent_hash\x18\x02 \x01(\t\x12\x10\n\x08manifest\x18\x03 \x01(\t\" \n\x0cStackRemoval\x12\x10\n\x08stack_id\x18\x01 \x01(\t\"Q\n\x0cHeartbeatAck\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"n\n\x12\x44iagnosticsRequest\x12\x16\n\x0e\x64iagnostics_id\x18\x01 \x01(\t\x12\x10\n\x08stack_id\x18\x02 \x01(\t\x12.\n\x07options\x18\x03 \x01(\x0b\x32\x1d.brokkr.v1.DiagnosticsOptions\"\x8e\x01\n\x11\x44iagnosticsResult\x12\x16\n\x0e\x64iagnostics_id\x18\x01 \x01(\t\x12\x10\n\x08stack_id\x18\x02 \x01(\t\x12!\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\x12,\n\x06report\x18\x04 \x01(\x0b\x32\x1c.brokkr.v1.DiagnosticsReport*\xaf\x01\n\x0fResourceOutcome\x12 \n\x1cRESOURCE_OUTCOME_UNSPECIFIED\x10\x00\x12\x1c\n\x18RESOURCE_OUTCOME_CREATED\x10\x01\x12\x1f\n\x1bRESOURCE_OUTCOME_CONFIGURED\x10\x02\x12\x1e\n\x1aRESOURCE_OUTCOME_UNCHANGED\x10\x03\x12\x1b\n\x17RESOURCE_OUTCOME_PRUNED\x10\x04*\xb9\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_HEALTHY\x10\x01\x12\x1d\n\x19HEALTH_STATUS_PROGRESSING\x10\x02\x12\x1a\n\x16HEALTH_STATUS_DEGRADED\x10\x03\x12\x19\n\x15HEALTH_STATUS_FAILING\x10\x04\x12\x19\n\x15HEALTH_STATUS_UNKNOWN\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'brokkr.v1.agent_session_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESOURCEOUTCOME']._serialized_start=2118
-  _globals['_RESOURCEOUTCOME']._serialized_end=2293
-  _globals['_HEALTHSTATUS']._serialized_start=2296
-  _globals['_HEALTHSTATUS']._serialized_end=2481
-  _globals['_HELLO']._serialized_start=192
-  _globals['_HELLO']._serialized_end=282
-  _globals['_HELDSTACK']._serialized_start=285
-  _globals['_HELDSTACK']._serialized_end=413
-  _globals['_ACK']._serialized_start=416
-  _globals['_ACK']._serialized_end=557
-  _globals['_RESOURCERESULT']._serialized_start=559
-  _globals['_RESOURCERESULT']._serialized_end=674
-  _globals['_NACK']._serialized_start=676
-  _globals['_NACK']._serialized_end=793
-  _globals['_RESOURCEERROR']._serialized_start=795
-  _globals['_RESOURCEERROR']._serialized_end=899
-  _globals['_HEALTHREPORT']._serialized_start=901
-  _globals['_HEALTHREPORT']._serialized_end=955
-  _globals['_STACKHEALTH']._serialized_start=958
-  _globals['_STACKHEALTH']._serialized_end=1135
-  _globals['_RESOURCEHEALTH']._serialized_start=1137
-  _globals['_RESOURCEHEALTH']._serialized_end=1264
-  _globals['_HEARTBEAT']._serialized_start=1267
-  _globals['_HEARTBEAT']._serialized_end=1409
-  _globals['_WELCOME']._serialized_start=1412
-  _globals['_WELCOME']._serialized_end=1659
-  _globals['_STACKUPDATE']._serialized_start=1662
-  _globals['_STACKUPDATE']._serialized_end=1901
-  _globals['_RESOURCEMANIFEST']._serialized_start=1903
-  _globals['_RESOURCEMANIFEST']._serialized_end=1998
-  _globals['_STACKREMOVAL']._serialized_start=2000
-  _globals['_STACKREMOVAL']._serialized_end=2032
-  _globals['_HEARTBEATACK']._serialized_start=2034
-  _globals['_HEARTBEATACK']._serialized_end=2115
+  _globals['_RESOURCEOUTCOME']._serialized_start=2404
+  _globals['_RESOURCEOUTCOME']._serialized_end=2579
+  _globals['_HEALTHSTATUS']._serialized_start=2582
+  _globals['_HEALTHSTATUS']._serialized_end=2767
+  _globals['_HELLO']._serialized_start=221
+  _globals['_HELLO']._serialized_end=311
+  _globals['_HELDSTACK']._serialized_start=314
+  _globals['_HELDSTACK']._serialized_end=442
+  _globals['_ACK']._serialized_start=445
+  _globals['_ACK']._serialized_end=586
+  _globals['_RESOURCERESULT']._serialized_start=588
+  _globals['_RESOURCERESULT']._serialized_end=703
+  _globals['_NACK']._serialized_start=705
+  _globals['_NACK']._serialized_end=822
+  _globals['_RESOURCEERROR']._serialized_start=824
+  _globals['_RESOURCEERROR']._serialized_end=928
+  _globals['_HEALTHREPORT']._serialized_start=930
+  _globals['_HEALTHREPORT']._serialized_end=984
+  _globals['_STACKHEALTH']._serialized_start=987
+  _globals['_STACKHEALTH']._serialized_end=1164
+  _globals['_RESOURCEHEALTH']._serialized_start=1166
+  _globals['_RESOURCEHEALTH']._serialized_end=1293
+  _globals['_HEARTBEAT']._serialized_start=1296
+  _globals['_HEARTBEAT']._serialized_end=1438
+  _globals['_WELCOME']._serialized_start=1441
+  _globals['_WELCOME']._serialized_end=1688
+  _globals['_STACKUPDATE']._serialized_start=1691
+  _globals['_STACKUPDATE']._serialized_end=1930
+  _globals['_RESOURCEMANIFEST']._serialized_start=1932
+  _globals['_RESOURCEMANIFEST']._serialized_end=2027
+  _globals['_STACKREMOVAL']._serialized_start=2029
+  _globals['_STACKREMOVAL']._serialized_end=2061
+  _globals['_HEARTBEATACK']._serialized_start=2063
+  _globals['_HEARTBEATACK']._serialized_end=2144
+  _globals['_DIAGNOSTICSREQUEST']._serialized_start=2146
+  _globals['_DIAGNOSTICSREQUEST']._serialized_end=2256
+  _globals['_DIAGNOSTICSRESULT']._serialized_start=2259
+  _globals['_DIAGNOSTICSRESULT']._serialized_end=2401
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@
 import datetime
 
 from brokkr_common.pb.brokkr.v1 import deployment_object_pb2 as _deployment_object_pb2
+from brokkr_common.pb.brokkr.v1 import diagnostics_pb2 as _diagnostics_pb2
 from brokkr_common.pb.brokkr.v1 import stack_pb2 as _stack_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -210,3 +211,25 @@ class HeartbeatAck(_message.Message):
     server_time: _timestamp_pb2.Timestamp
     sequence: int
     def __init__(self, server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class DiagnosticsRequest(_message.Message):
+    __slots__ = ("diagnostics_id", "stack_id", "options")
+    DIAGNOSTICS_ID_FIELD_NUMBER: _ClassVar[int]
+    STACK_ID_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    diagnostics_id: str
+    stack_id: str
+    options: _diagnostics_pb2.DiagnosticsOptions
+    def __init__(self, diagnostics_id: _Optional[str] = ..., stack_id: _Optional[str] = ..., options: _Optional[_Union[_diagnostics_pb2.DiagnosticsOptions, _Mapping]] = ...) -> None: ...
+
+class DiagnosticsResult(_message.Message):
+    __slots__ = ("diagnostics_id", "stack_id", "error", "report")
+    DIAGNOSTICS_ID_FIELD_NUMBER: _ClassVar[int]
+    STACK_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    diagnostics_id: str
+    stack_id: str
+    error: _status_pb2.Status
+    report: _diagnostics_pb2.DiagnosticsReport
+    def __init__(self, diagnostics_id: _Optional[str] = ..., stack_id: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., report: _Optional[_Union[_diagnostics_pb2.DiagnosticsReport, _Mapping]] = ...) -> None: ...

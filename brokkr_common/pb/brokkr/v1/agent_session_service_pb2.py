@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from brokkr_common.pb.brokkr.v1 import agent_session_pb2 as brokkr_dot_v1_dot_agent__session__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%brokkr/v1/agent_session_service.proto\x12\tbrokkr.v1\x1a\x1d\x62rokkr/v1/agent_session.proto\"\xdb\x01\n\x0e\x43onnectRequest\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.brokkr.v1.HelloH\x00\x12\x1d\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x0e.brokkr.v1.AckH\x00\x12\x1f\n\x04nack\x18\x03 \x01(\x0b\x32\x0f.brokkr.v1.NackH\x00\x12\x30\n\rhealth_report\x18\x04 \x01(\x0b\x32\x17.brokkr.v1.HealthReportH\x00\x12)\n\theartbeat\x18\x05 \x01(\x0b\x32\x14.brokkr.v1.HeartbeatH\x00\x42\t\n\x07message\"\xe6\x01\n\x0f\x43onnectResponse\x12%\n\x07welcome\x18\x01 \x01(\x0b\x32\x12.brokkr.v1.WelcomeH\x00\x12.\n\x0cstack_update\x18\x02 \x01(\x0b\x32\x16.brokkr.v1.StackUpdateH\x00\x12\x30\n\rstack_removal\x18\x03 \x01(\x0b\x32\x17.brokkr.v1.StackRemovalH\x00\x12\x30\n\rheartbeat_ack\x18\x04 \x01(\x0b\x32\x17.brokkr.v1.HeartbeatAckH\x00\x12\r\n\x05nonce\x18\x0f \x01(\tB\t\n\x07message2[\n\x13\x41gentSessionService\x12\x44\n\x07\x43onnect\x12\x19.brokkr.v1.ConnectRequest\x1a\x1a.brokkr.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%brokkr/v1/agent_session_service.proto\x12\tbrokkr.v1\x1a\x1d\x62rokkr/v1/agent_session.proto\"\x97\x02\n\x0e\x43onnectRequest\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.brokkr.v1.HelloH\x00\x12\x1d\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x0e.brokkr.v1.AckH\x00\x12\x1f\n\x04nack\x18\x03 \x01(\x0b\x32\x0f.brokkr.v1.NackH\x00\x12\x30\n\rhealth_report\x18\x04 \x01(\x0b\x32\x17.brokkr.v1.HealthReportH\x00\x12)\n\theartbeat\x18\x05 \x01(\x0b\x32\x14.brokkr.v1.HeartbeatH\x00\x12:\n\x12\x64iagnostics_result\x18\x06 \x01(\x0b\x32\x1c.brokkr.v1.DiagnosticsResultH\x00\x42\t\n\x07message\"\xa4\x02\n\x0f\x43onnectResponse\x12%\n\x07welcome\x18\x01 \x01(\x0b\x32\x12.brokkr.v1.WelcomeH\x00\x12.\n\x0cstack_update\x18\x02 \x01(\x0b\x32\x16.brokkr.v1.StackUpdateH\x00\x12\x30\n\rstack_removal\x18\x03 \x01(\x0b\x32\x17.brokkr.v1.StackRemovalH\x00\x12\x30\n\rheartbeat_ack\x18\x04 \x01(\x0b\x32\x17.brokkr.v1.HeartbeatAckH\x00\x12<\n\x13\x64iagnostics_request\x18\x05 \x01(\x0b\x32\x1d.brokkr.v1.DiagnosticsRequestH\x00\x12\r\n\x05nonce\x18\x0f \x01(\tB\t\n\x07message2[\n\x13\x41gentSessionService\x12\x44\n\x07\x43onnect\x12\x19.brokkr.v1.ConnectRequest\x1a\x1a.brokkr.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'brokkr.v1.agent_session_ser
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CONNECTREQUEST']._serialized_start=84
-  _globals['_CONNECTREQUEST']._serialized_end=303
-  _globals['_CONNECTRESPONSE']._serialized_start=306
-  _globals['_CONNECTRESPONSE']._serialized_end=536
-  _globals['_AGENTSESSIONSERVICE']._serialized_start=538
-  _globals['_AGENTSESSIONSERVICE']._serialized_end=629
+  _globals['_CONNECTREQUEST']._serialized_end=363
+  _globals['_CONNECTRESPONSE']._serialized_start=366
+  _globals['_CONNECTRESPONSE']._serialized_end=658
+  _globals['_AGENTSESSIONSERVICE']._serialized_start=660
+  _globals['_AGENTSESSIONSERVICE']._serialized_end=751
 # @@protoc_insertion_point(module_scope)

@@ -8,29 +8,33 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("hello", "ack", "nack", "health_report", "heartbeat")
+    __slots__ = ("hello", "ack", "nack", "health_report", "heartbeat", "diagnostics_result")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     NACK_FIELD_NUMBER: _ClassVar[int]
     HEALTH_REPORT_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSTICS_RESULT_FIELD_NUMBER: _ClassVar[int]
     hello: _agent_session_pb2.Hello
     ack: _agent_session_pb2.Ack
     nack: _agent_session_pb2.Nack
     health_report: _agent_session_pb2.HealthReport
     heartbeat: _agent_session_pb2.Heartbeat
-    def __init__(self, hello: _Optional[_Union[_agent_session_pb2.Hello, _Mapping]] = ..., ack: _Optional[_Union[_agent_session_pb2.Ack, _Mapping]] = ..., nack: _Optional[_Union[_agent_session_pb2.Nack, _Mapping]] = ..., health_report: _Optional[_Union[_agent_session_pb2.HealthReport, _Mapping]] = ..., heartbeat: _Optional[_Union[_agent_session_pb2.Heartbeat, _Mapping]] = ...) -> None: ...
+    diagnostics_result: _agent_session_pb2.DiagnosticsResult
+    def __init__(self, hello: _Optional[_Union[_agent_session_pb2.Hello, _Mapping]] = ..., ack: _Optional[_Union[_agent_session_pb2.Ack, _Mapping]] = ..., nack: _Optional[_Union[_agent_session_pb2.Nack, _Mapping]] = ..., health_report: _Optional[_Union[_agent_session_pb2.HealthReport, _Mapping]] = ..., heartbeat: _Optional[_Union[_agent_session_pb2.Heartbeat, _Mapping]] = ..., diagnostics_result: _Optional[_Union[_agent_session_pb2.DiagnosticsResult, _Mapping]] = ...) -> None: ...
 
 class ConnectResponse(_message.Message):
-    __slots__ = ("welcome", "stack_update", "stack_removal", "heartbeat_ack", "nonce")
+    __slots__ = ("welcome", "stack_update", "stack_removal", "heartbeat_ack", "diagnostics_request", "nonce")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     STACK_UPDATE_FIELD_NUMBER: _ClassVar[int]
     STACK_REMOVAL_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_ACK_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSTICS_REQUEST_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     welcome: _agent_session_pb2.Welcome
     stack_update: _agent_session_pb2.StackUpdate
     stack_removal: _agent_session_pb2.StackRemoval
     heartbeat_ack: _agent_session_pb2.HeartbeatAck
+    diagnostics_request: _agent_session_pb2.DiagnosticsRequest
     nonce: str
-    def __init__(self, welcome: _Optional[_Union[_agent_session_pb2.Welcome, _Mapping]] = ..., stack_update: _Optional[_Union[_agent_session_pb2.StackUpdate, _Mapping]] = ..., stack_removal: _Optional[_Union[_agent_session_pb2.StackRemoval, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[_agent_session_pb2.HeartbeatAck, _Mapping]] = ..., nonce: _Optional[str] = ...) -> None: ...
+    def __init__(self, welcome: _Optional[_Union[_agent_session_pb2.Welcome, _Mapping]] = ..., stack_update: _Optional[_Union[_agent_session_pb2.StackUpdate, _Mapping]] = ..., stack_removal: _Optional[_Union[_agent_session_pb2.StackRemoval, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[_agent_session_pb2.HeartbeatAck, _Mapping]] = ..., diagnostics_request: _Optional[_Union[_agent_session_pb2.DiagnosticsRequest, _Mapping]] = ..., nonce: _Optional[str] = ...) -> None: ...

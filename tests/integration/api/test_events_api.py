@@ -147,7 +147,7 @@ def test_a_client_cancelling_a_watch_is_logged_as_cancelled_not_as_a_crash(
     stream.cancel()
 
     assert received.get(timeout=10) == grpc.StatusCode.CANCELLED
-    running.run(_until_logged(caplog, "rpc cancelled"))
+    running.run(_until_logged(caplog, "rpc cancelled"), timeout=40)
     messages = [str(record.msg) for record in caplog.records if record.name == "brokkr.api"]
     assert not [message for message in messages if "rpc crashed" in message]
 
@@ -155,7 +155,9 @@ def test_a_client_cancelling_a_watch_is_logged_as_cancelled_not_as_a_crash(
 async def _until_logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
     import asyncio
 
-    async with asyncio.timeout(10):
+    # Patient: on a loaded machine the server may learn of the cancellation late; what matters is
+    # how it is logged, not when.
+    async with asyncio.timeout(30):
         while not any(text in str(record.msg) for record in caplog.records):
             await asyncio.sleep(0.02)
 

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agent.kube.client import KubeClient, Obj, Response, gather_all
-from agent.kube.discovery import Discovery, Resource
+from agent.kube.discovery import NAMESPACES, Discovery
 from agent.kube.establishing import wait_established
 from agent.kube.members import list_members
 from agent.kube.objects import each_object, failed
@@ -51,8 +51,6 @@ from agent.reconcile.pruning import PruneScope
 from brokkr_common.session.reports import ResourceOutcome, ResourceResult
 from brokkr_common.session.resource_key import ResourceKey
 from brokkr_common.session.stacks import DesiredResource
-
-NAMESPACES = Resource(NAMESPACE.group, "v1", NAMESPACE.kind, "namespaces", namespaced=False)
 
 Trials = dict[ResourceKey, Response]
 

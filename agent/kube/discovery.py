@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from agent.kube.client import KubeClient
 from agent.reconcile.errors import ClusterError, TemporaryError
-from agent.reconcile.kinds import GroupKind
+from agent.reconcile.kinds import NAMESPACE, GroupKind
 from brokkr_common.log import get_logger
 from brokkr_common.session.resource_key import ResourceKey
 
@@ -59,6 +59,10 @@ class Resource:
     def object_path(self, key: ResourceKey) -> str:
         """The URL path of the object `key`, at the key's own version."""
         return dataclasses.replace(self, version=key.version).path(key.namespace, key.name)
+
+
+#: Namespaces, which every cluster serves: looked up before applying and created for the records.
+NAMESPACES = Resource(NAMESPACE.group, "v1", NAMESPACE.kind, "namespaces", namespaced=False)
 
 
 class Discovery:

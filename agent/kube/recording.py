@@ -14,14 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.kube.client import KubeClient, Obj, about
-from agent.kube.discovery import Resource
+from agent.kube.discovery import NAMESPACES, Resource
 from agent.reconcile.applyset import PARENT, PARENT_SELECTOR, parent_name, parse_parent
 from agent.reconcile.errors import MISSING_NAMESPACE, ClusterError
 from brokkr_common.session.stacks import HeldStack
 
 #: Where parents live: the core group's Secrets, which every cluster serves.
 PARENTS = Resource(PARENT.group, "v1", PARENT.kind, "secrets", namespaced=True)
-NAMESPACES = Resource("", "v1", "Namespace", "namespaces", namespaced=False)
 #: Parents read per request: one may hold up to a MiB of content hashes.
 PARENTS_PER_PAGE = 20
 

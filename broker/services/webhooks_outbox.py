@@ -24,13 +24,9 @@ from broker.domain.ports import UnitOfWork
 from broker.domain.webhooks_records import DeliveryState, WebhookDelivery, WebhookSubscription, event_body
 
 
-async def enqueue(uow: UnitOfWork, event: Event) -> list[WebhookDelivery]:
-    """Add the deliveries of a stored `event` (with its id) in `uow`'s open transaction."""
-    return await enqueue_many(uow, [event])
-
-
 async def enqueue_many(uow: UnitOfWork, events: Sequence[Event]) -> list[WebhookDelivery]:
-    """`enqueue` for several stored events, reading the subscriptions once."""
+    """Add the deliveries of stored `events` (with their ids) in `uow`'s open transaction, reading
+    the subscriptions once."""
     if not events:
         return []
     subscriptions = await uow.webhooks.live_enabled()

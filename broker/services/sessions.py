@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from broker.domain.deployments import ApplyReport, HealthReport, HealthState, Heartbeat, Report
+from broker.domain.diagnostics import Diagnostics
 from broker.domain.events import EventType
 from broker.domain.model import Agent, ConnectionState, DeploymentObject, Principal, Role, Stack
 from broker.domain.ports import UnitOfWork
@@ -38,13 +39,16 @@ R = TypeVar("R", ApplyReport, HealthReport, Heartbeat)
 
 @dataclass(frozen=True)
 class SessionStart:
-    """What a new session starts from: the agent, what it should hold, and what it nacked last."""
+    """What a new session starts from: the agent, what it should hold, what it nacked last, and
+    the diagnostics requests waiting for it."""
 
     agent: Agent
     #: Each stack reaching the agent that has a deployment object (`Stack.desired`), by name.
     desired: list[Stack]
     #: Stack id -> the deployment object the agent last nacked there, not to be resent.
     parked: dict[str, str]
+    #: Diagnostics requests still to be sent or answered, oldest first.
+    diagnostics: list[Diagnostics] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ async def open_session(
         )
         desired = await _desired(uow, agent)
         parked = await uow.deployment_statuses.parked(agent_id)
+        waiting = await uow.diagnostics.open_for_agent(agent_id, now)
         await emit(
             uow,
             EventType.AGENT_CONNECTED,
@@ -88,7 +93,7 @@ async def open_session(
         )
         await uow.commit()
     return SessionStart(
-        dataclasses.replace(agent, connection_state=ConnectionState.CONNECTED), desired, parked
+        dataclasses.replace(agent, connection_state=ConnectionState.CONNECTED), desired, parked, waiting
     )
 
 

@@ -41,7 +41,7 @@ from broker.domain.changes import (
     StackChanged,
     TargetingChanged,
 )
-from broker.domain.diagnostics import DiagnosticsError
+from broker.domain.diagnostics import Diagnostics, DiagnosticsError
 from broker.domain.model import Agent, Role, Stack
 from broker.domain.ports import UnitOfWorkFactory
 from broker.services import diagnostics, sessions
@@ -100,6 +100,8 @@ class Opened:
     parked: dict[str, str]
     #: The hub's fan-out count when the database was read (see `SessionHub.register`).
     fan_outs: int = 0
+    #: Diagnostics requests waiting for the agent when the session opened.
+    diagnostics: list[Diagnostics] = field(default_factory=list)
 
 
 @dataclass
@@ -337,7 +339,7 @@ class SessionHub:
         except BaseException:
             self._opening.discard(session_id)
             raise
-        return Opened(start.agent, desired, dict(start.parked), fan_outs)
+        return Opened(start.agent, desired, dict(start.parked), fan_outs, start.diagnostics)
 
     def register(self, live: LiveSession, opened: Opened) -> None:
         """Make the session live. If changes were fanned out while it was being opened, it may have
@@ -355,23 +357,29 @@ class SessionHub:
             )
         self._sessions[live.agent_id] = live
         self.metrics.connected.set(len(self._sessions))
-        if opened.fan_outs != self._fan_outs:
+        missed = opened.fan_outs != self._fan_outs
+        if missed:
             task = asyncio.create_task(self.resync(live.agent_id), name="resync-after-open")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        # Requests stored while the agent was away; the session holds them until the Hello.
-        task = asyncio.create_task(
-            self._send_diagnostics_guarded(live.agent_id), name="diagnostics-after-open"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Requests stored while the agent was away, read when the session opened (read again if a
+        # request may have arrived since); the session holds them until the Hello.
+        if missed or opened.diagnostics:
+            task = asyncio.create_task(
+                self._send_diagnostics_guarded(live.agent_id, None if missed else opened.diagnostics),
+                name="diagnostics-after-open",
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def send_diagnostics(self, agent_id: str | None) -> None:
         """Hand the agent's open diagnostics requests to its session, if it is here; with None,
         every local session's (one query, for the sweep)."""
         if agent_id is not None and agent_id not in self._sessions:
             return
-        requests = await diagnostics.open_requests(self._uow(), agent_id)
+        await self._hand_diagnostics(await diagnostics.open_requests(self._uow(), agent_id))
+
+    async def _hand_diagnostics(self, requests: Iterable[Diagnostics]) -> None:
         for request in requests:
             live = self._sessions.get(request.agent_id)
             if live is None:
@@ -383,9 +391,13 @@ class SessionHub:
             )
             await live.carry_out(live.session.request_diagnostics(request.id, request.stack_id, options))
 
-    async def _send_diagnostics_guarded(self, agent_id: str) -> None:
+    async def _send_diagnostics_guarded(self, agent_id: str, known: list[Diagnostics] | None) -> None:
+        """`known` requests, or (None) those the database holds for the agent now."""
         try:
-            await self.send_diagnostics(agent_id)
+            if known is None:
+                await self.send_diagnostics(agent_id)
+            else:
+                await self._hand_diagnostics(known)
         except BrokkrError as error:  # the sweep tries again
             log.warning("sending diagnostics requests failed", agent=agent_id, error=error.message)
 

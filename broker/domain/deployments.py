@@ -9,6 +9,7 @@ agents.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -84,7 +85,19 @@ class Heartbeat:
     kubernetes_api_latency_ms: int
 
 
-Report = ApplyReport | HealthReport | Heartbeat
+@dataclass(frozen=True)
+class Hello:
+    """What an agent said when its session `session_id` began: its version, and what it holds
+    (stack id -> deployment object id, None when it cannot tell which)."""
+
+    agent_id: str
+    session_id: str
+    agent_version: str
+    held: Mapping[str, str | None]
+    at: datetime
+
+
+Report = ApplyReport | HealthReport | Heartbeat | Hello
 
 
 @dataclass(frozen=True)

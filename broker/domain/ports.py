@@ -71,6 +71,14 @@ class ApiKeyRecord:
 
 
 @dataclass(frozen=True)
+class KeyOwner:
+    """The agent or generator a key belongs to, as authentication needs it."""
+
+    name: str
+    deleted: bool
+
+
+@dataclass(frozen=True)
 class IdempotencyRecord:
     """A create that carried a request_id (AIP-155): who asked, what, and what it created."""
 
@@ -372,6 +380,11 @@ class KeyRepository(Protocol):
 
     async def find(self, short_token: str) -> ApiKeyRecord | None:
         """The key with this short token, revoked or not."""
+        ...
+
+    async def find_with_owner(self, short_token: str) -> tuple[ApiKeyRecord, KeyOwner | None] | None:
+        """`find`, with the key's agent or generator read in the same query (None for admin keys
+        and for keys whose owner is gone): what authenticating a call needs, in one round trip."""
         ...
 
     async def active_admin_keys(self) -> list[ApiKeyRecord]: ...

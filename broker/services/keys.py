@@ -31,10 +31,17 @@ async def authenticate(uow: UnitOfWork, authorization: str | None) -> Principal:
     except keys.MalformedKey as error:
         raise Unauthenticated(f"malformed key: {error}", reason="KEY_MALFORMED") from None
     async with uow:
-        record = await uow.keys.find(parsed.short_token)
-        if record is None or record.revoked_at is not None or not keys.verify(parsed, record.long_hash):
-            raise _invalid()
-        return await _principal(uow, record)
+        found = await uow.keys.find_with_owner(parsed.short_token)
+    if found is None:
+        raise _invalid()
+    record, owner = found
+    if record.revoked_at is not None or not keys.verify(parsed, record.long_hash):
+        raise _invalid()
+    if record.role is Role.ADMIN:
+        return ADMIN
+    if owner is None or owner.deleted:
+        raise _invalid()
+    return Principal(record.role, record.principal_id, owner.name)
 
 
 def _presented(authorization: str | None) -> str:
@@ -49,20 +56,6 @@ def _presented(authorization: str | None) -> str:
 
 def _invalid() -> Unauthenticated:
     return Unauthenticated("the key is not valid (unknown, revoked or rotated)", reason="KEY_INVALID")
-
-
-async def _principal(uow: UnitOfWork, record: ApiKeyRecord) -> Principal:
-    if record.role is Role.ADMIN:
-        return ADMIN
-    assert record.principal_id is not None
-    owner = (
-        await uow.agents.get(record.principal_id)
-        if record.role is Role.AGENT
-        else await uow.generators.get(record.principal_id)
-    )
-    if owner is None or owner.deleted_at is not None:
-        raise _invalid()
-    return Principal(record.role, owner.id, owner.name)
 
 
 async def issue_key(uow: UnitOfWork, role: Role, principal_id: str | None, at: datetime) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from broker.domain.deployments import ApplyReport, HealthReport, HealthState, Heartbeat, Report
+from broker.domain.deployments import ApplyReport, HealthReport, HealthState, Heartbeat, Hello, Report
 from broker.domain.diagnostics import Diagnostics
 from broker.domain.events import EventType
 from broker.domain.model import Agent, ConnectionState, DeploymentObject, Principal, Role, Stack
@@ -103,10 +103,13 @@ async def record_hello(
     """Store the agent's version and what it says it holds (stack id -> deployment object id, None
     when it cannot tell which), unless a newer session of the agent has replaced this one."""
     async with uow:
-        if not await uow.agent_connections.record_hello(agent_id, session_id, agent_version):
-            return
-        await uow.deployment_statuses.record_held(agent_id, held, datetime.now(UTC))
+        await _record_hello(uow, Hello(agent_id, session_id, agent_version, held, datetime.now(UTC)))
         await uow.commit()
+
+
+async def _record_hello(uow: UnitOfWork, hello: Hello) -> None:
+    if await uow.agent_connections.record_hello(hello.agent_id, hello.session_id, hello.agent_version):
+        await uow.deployment_statuses.record_held(hello.agent_id, hello.held, hello.at)
 
 
 async def close_sessions(uow: UnitOfWork, ended: Sequence[tuple[str, str]]) -> None:
@@ -121,9 +124,10 @@ async def close_sessions(uow: UnitOfWork, ended: Sequence[tuple[str, str]]) -> N
 async def record_reports(uow: UnitOfWork, reports: Sequence[Report]) -> None:
     """Store a batch of reports from any number of agents in one transaction.
 
-    Of several reports of one kind about the same agent x stack (or agent, for heartbeats) only the
-    newest counts, except that an ack followed by a nack keeps both (what runs, what failed since);
-    a report older than the stored one changes nothing.
+    Of several reports of one kind about the same agent x stack (or agent, for heartbeats and
+    hellos) only the newest counts, except that an ack followed by a nack keeps both (what runs,
+    what failed since); a report older than the stored one changes nothing. Hellos are stored
+    first: what an agent held when its session began is older than what it reported on it.
     """
 
     def pair(report: ApplyReport | HealthReport) -> Hashable:
@@ -141,7 +145,10 @@ async def record_reports(uow: UnitOfWork, reports: Sequence[Report]) -> None:
     applies = [*acks, *nacks]
     health = _newest((r for r in reports if isinstance(r, HealthReport)), pair)
     heartbeats = _newest((r for r in reports if isinstance(r, Heartbeat)), lambda r: r.agent_id)
+    hellos = _newest((r for r in reports if isinstance(r, Hello)), lambda r: r.agent_id)
     async with uow:
+        for hello in hellos:
+            await _record_hello(uow, hello)
         applied = await uow.deployment_statuses.record_applies(applies)
         changed = await uow.deployment_statuses.record_health(health)
         await uow.agent_connections.record_heartbeats(heartbeats)

@@ -91,6 +91,14 @@ class SessionMetrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=registry,
         )
+        # Bound once: `labels()` on every message of a push to thousands of agents shows in profiles.
+        self.updates_sent = self.updates.labels("update")
+        self.removals_sent = self.updates.labels("removal")
+        self.acks = self.answers.labels("ack")
+        self.nacks = self.answers.labels("nack")
+        self.ignored_by_reason = {
+            reason: self.ignored.labels(reason.value) for reason in machine.IgnoredReason
+        }
 
 
 @dataclass
@@ -135,8 +143,6 @@ class LiveSession:
             if not isinstance(action, _DIAGNOSTICS_ACTIONS):
                 self._carry_out(action)
         for action in actions:
-            if isinstance(action, machine.RecordConnected) and self.hub is not None:
-                await self.hub.record_hello(self, action)
             if isinstance(action, _DIAGNOSTICS_ACTIONS) and self.hub is not None:
                 await self.hub.record_diagnostics(self, action)
 
@@ -169,14 +175,23 @@ class LiveSession:
             case machine.Send(message=message):
                 self._put(message.SerializeToString())
                 if metrics and message.HasField("stack_removal"):
-                    metrics.updates.labels("removal").inc()
+                    metrics.removals_sent.inc()
             case machine.SendUpdate(update=update, nonce=nonce):
                 data = self.encoder.encode(update, nonce)
                 self._put(data)
                 if metrics:
-                    metrics.updates.labels("update").inc()
-            case machine.RecordConnected(held=held):
+                    metrics.updates_sent.inc()
+            case machine.RecordConnected(agent_version=agent_version, held=held):
                 self.stacks.update(held)
+                self.recorder.submit(
+                    deployments.Hello(
+                        self.agent_id,
+                        self.session_id,
+                        agent_version,
+                        {stack_id: ref.id if ref else None for stack_id, ref in held.items()},
+                        now,
+                    )
+                )
             case machine.RecordAck(stack_id=stack_id, deployment_object=applied, results=results):
                 self.recorder.submit(
                     deployments.ApplyReport(
@@ -192,7 +207,7 @@ class LiveSession:
                     )
                 )
                 if metrics:
-                    metrics.answers.labels("ack").inc()
+                    metrics.acks.inc()
                     committed = self.created_at.get(applied.id) if applied else None
                     if committed is not None:
                         metrics.commit_to_ack.observe((now - committed).total_seconds())
@@ -215,7 +230,7 @@ class LiveSession:
                     )
                 )
                 if metrics:
-                    metrics.answers.labels("nack").inc()
+                    metrics.nacks.inc()
             case machine.RecordHealth(report=report):
                 self.recorder.submit(
                     deployments.HealthReport(
@@ -238,7 +253,7 @@ class LiveSession:
                 self.recorder.submit(deployments.Heartbeat(self.agent_id, now, reachable, latency))
             case machine.Ignored(reason=reason):
                 if metrics:
-                    metrics.ignored.labels(reason.value).inc()
+                    metrics.ignored_by_reason[reason].inc()
             case machine.Close(error=error):
                 self.end(error)
 
@@ -423,18 +438,9 @@ class SessionHub:
                         policy=policy,
                     )
                     if not stored:  # expired meanwhile, or not this agent's
-                        self.metrics.ignored.labels(machine.IgnoredReason.UNKNOWN_DIAGNOSTICS.value).inc()
+                        self.metrics.ignored_by_reason[machine.IgnoredReason.UNKNOWN_DIAGNOSTICS].inc()
         except BrokkrError as error:
             log.warning("recording diagnostics failed", agent=live.agent_id, error=error.message)
-
-    async def record_hello(self, live: LiveSession, hello: machine.RecordConnected) -> None:
-        held = {stack_id: ref.id if ref else None for stack_id, ref in hello.held.items()}
-        try:
-            await sessions.record_hello(
-                self._uow(), live.agent_id, live.session_id, agent_version=hello.agent_version, held=held
-            )
-        except BrokkrError as error:
-            log.warning("recording a hello failed", agent=live.agent_id, error=error.message)
 
     def release(self, live: LiveSession) -> None:
         """The stream ended: forget the session and record the disconnect in the background (the

@@ -1,4 +1,4 @@
-"""Write-behind recording of what agents report: acks, nacks, health and heartbeats.
+"""Write-behind recording of what agents report: hellos, acks, nacks, health and heartbeats.
 
 At 10,000 agents a push produces 10,000 acks within seconds and heartbeats arrive at about 1,000 a
 second; one transaction each would make the database the bottleneck. The recorder queues reports and
@@ -6,6 +6,10 @@ writes them in batches (one transaction per batch), flushing as soon as a batch 
 interval has passed. Reports are facts an agent will restate (its next Hello says what it holds,
 heartbeats repeat), so a crash losing the last few milliseconds of them costs nothing but a moment
 of staleness in the API.
+
+Hellos go the same way: a session starts from what the database says the agent should hold and
+from the Hello itself, never from what was stored of it, so nothing needs to wait for that write.
+One queue keeps each session's reports in order, and a batch stores hellos before the rest.
 """
 
 from __future__ import annotations

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from broker.db.tables import api_keys
+from broker.db.tables import agents, api_keys, generators
 from broker.domain.model import Role
-from broker.domain.ports import ApiKeyRecord
+from broker.domain.ports import ApiKeyRecord, KeyOwner
 
 _ACTIVE = api_keys.c.revoked_at.is_(None)
 
@@ -47,6 +47,28 @@ class SqlKeyRepository:
             await self._connection.execute(select(api_keys).where(api_keys.c.short_token == short_token))
         ).first()
         return _key(row) if row else None
+
+    async def find_with_owner(self, short_token: str) -> tuple[ApiKeyRecord, KeyOwner | None] | None:
+        query = (
+            select(
+                api_keys,
+                func.coalesce(agents.c.name, generators.c.name).label("owner_name"),
+                func.coalesce(agents.c.deleted_at, generators.c.deleted_at).label("owner_deleted_at"),
+            )
+            .outerjoin(
+                agents, and_(api_keys.c.role == Role.AGENT.value, agents.c.id == api_keys.c.principal_id)
+            )
+            .outerjoin(
+                generators,
+                and_(api_keys.c.role == Role.GENERATOR.value, generators.c.id == api_keys.c.principal_id),
+            )
+            .where(api_keys.c.short_token == short_token)
+        )
+        row = (await self._connection.execute(query)).first()
+        if row is None:
+            return None
+        owner = KeyOwner(row.owner_name, row.owner_deleted_at is not None) if row.owner_name else None
+        return _key(row), owner
 
     async def active_admin_keys(self) -> list[ApiKeyRecord]:
         query = select(api_keys).where(api_keys.c.role == Role.ADMIN.value, _ACTIVE)

@@ -142,6 +142,7 @@ class Broker:
                 retention=timedelta(seconds=settings.diagnostics.retention_seconds),
             ),
         )
+        self._recorder.defer_while(self.hub.delivering)
         # On PostgreSQL every replica, this one included, learns of commits through LISTEN/NOTIFY;
         # on SQLite (one replica) the unit of work hands them over directly after commit.
         uow_factory = plain_uow if database.uses_notify else database.uow_factory(on_commit=self._publish)

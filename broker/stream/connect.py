@@ -85,7 +85,7 @@ class AgentSessionServicer:
             opened.agent.id,
             session_id,
             session,
-            asyncio.Queue(self._limits.outbox_messages),
+            self._hub.outbox(self._limits.outbox_messages),
             self._encoder,
             self._recorder,
         )

@@ -101,6 +101,37 @@ class SessionMetrics:
         }
 
 
+class Backlog:
+    """How many messages wait in a hub's outboxes to be handed to gRPC."""
+
+    __slots__ = ("queued",)
+
+    def __init__(self) -> None:
+        self.queued = 0
+
+
+class Outbox(asyncio.Queue[object]):
+    """A session's queue of messages to send, counted in its hub's `Backlog` while queued."""
+
+    def __init__(self, maxsize: int, backlog: Backlog) -> None:
+        super().__init__(maxsize)
+        self._backlog = backlog
+
+    # asyncio.Queue's hooks for subclasses (as in PriorityQueue): every put and get passes here.
+    def _put(self, item: object) -> None:
+        super()._put(item)  # type: ignore[misc]
+        self._backlog.queued += 1
+
+    def _get(self) -> object:
+        self._backlog.queued -= 1
+        return super()._get()  # type: ignore[misc]
+
+    def drain(self) -> None:
+        """Drop what is queued (the stream is over)."""
+        while not self.empty():
+            self.get_nowait()
+
+
 @dataclass
 class Opened:
     agent: Agent
@@ -119,7 +150,7 @@ class LiveSession:
     agent_id: str
     session_id: str
     session: machine.BrokerSession
-    outbox: asyncio.Queue[object]
+    outbox: Outbox
     encoder: UpdateEncoder
     recorder: Recorder
     metrics: SessionMetrics | None = None
@@ -164,8 +195,7 @@ class LiveSession:
             return
         self.ended = True
         if error is not None or self.outbox.full():
-            while not self.outbox.empty():
-                self.outbox.get_nowait()
+            self.outbox.drain()
         self.outbox.put_nowait(error if error is not None else END)
 
     def _carry_out(self, action: machine.Action) -> None:
@@ -312,11 +342,21 @@ class SessionHub:
         #: Ended sessions whose disconnect is still to be written, written in batches.
         self._ended: list[tuple[str, str]] = []
         self._writing_ended: asyncio.Task[None] | None = None
+        self._backlog = Backlog()
         self.metrics = SessionMetrics(registry)
 
     @property
     def sessions(self) -> Mapping[str, LiveSession]:
         return self._sessions
+
+    def outbox(self, capacity: int) -> Outbox:
+        """A new session's outbox, holding at most `capacity` messages."""
+        return Outbox(capacity, self._backlog)
+
+    def delivering(self) -> bool:
+        """Whether messages wait to be handed to gRPC: a fan-out is being delivered, and what
+        can wait (report batches, the sweep) should let it finish first."""
+        return self._backlog.queued > 0
 
     async def open(self, agent_id: str, *, session_id: str, peer: str) -> Opened:
         """Record the session opened and read what it starts from.
@@ -445,6 +485,8 @@ class SessionHub:
     def release(self, live: LiveSession) -> None:
         """The stream ended: forget the session and record the disconnect in the background (the
         stream's handler may be being closed by gRPC and must not wait for the database)."""
+        live.ended = True  # nothing more is queued for it (a resync may still hold it)
+        live.outbox.drain()
         if self._sessions.get(live.agent_id) is live:
             del self._sessions[live.agent_id]
         self.metrics.connected.set(len(self._sessions))
@@ -558,6 +600,11 @@ class SessionHub:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
             if stop.is_set():
                 return
+            # Like report batches, the safety net lets a fan-out being delivered go first.
+            deferred = 0.0
+            while self.delivering() and deferred < interval:
+                await asyncio.sleep(_SWEEP_DEFER_STEP_SECONDS)
+                deferred += _SWEEP_DEFER_STEP_SECONDS
             started = time.perf_counter()
             try:
                 await self.sweep()
@@ -618,6 +665,8 @@ class SessionHub:
 
 #: Agents whose desired state one sweep query round reads.
 _SWEEP_BATCH = 500
+#: How often a sweep waiting for a fan-out to be delivered looks again.
+_SWEEP_DEFER_STEP_SECONDS = 0.05
 
 #: The changes agent sessions react to.
 _SESSION_CHANGES = (StackChanged, AgentChanged, TargetingChanged, KeyRevoked, DiagnosticsRequested)

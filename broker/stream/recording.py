@@ -10,11 +10,17 @@ of staleness in the API.
 Hellos go the same way: a session starts from what the database says the agent should hold and
 from the Hello itself, never from what was stored of it, so nothing needs to wait for that write.
 One queue keeps each session's reports in order, and a batch stores hellos before the rest.
+
+Writing a batch costs the broker's own CPU (building statements, encoding rows), the same CPU that
+delivers a fan-out. While the hub still has messages waiting to be handed to gRPC, a batch waits
+(up to `MAX_DEFER_SECONDS`): an agent waiting for an update is worth more than a status row
+written a moment sooner, and the acks of a fan-out then go into one larger, cheaper batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import structlog
 
@@ -23,6 +29,9 @@ from broker.domain.ports import UnitOfWorkFactory
 from broker.services import sessions
 
 log = structlog.get_logger("brokkr.stream")
+
+#: The longest a batch waits for a fan-out to be delivered before it is written anyway.
+MAX_DEFER_SECONDS = 1.0
 
 
 class Recorder:
@@ -35,6 +44,7 @@ class Recorder:
         capacity: int = 100_000,
     ) -> None:
         self._uow = uow
+        self._defer_while: Callable[[], bool] = lambda: False
         self._batch_size = batch_size
         self._interval = interval
         self._queue: asyncio.Queue[Report | None] = asyncio.Queue(capacity + 1)
@@ -54,6 +64,11 @@ class Recorder:
         self._queue.put_nowait(report)
         self._unwritten += 1
         self._idle.clear()
+
+    def defer_while(self, busy: Callable[[], bool]) -> None:
+        """Let batches wait while `busy()` says a fan-out is being delivered (up to
+        `MAX_DEFER_SECONDS`)."""
+        self._defer_while = busy
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="report-recorder")
@@ -85,6 +100,10 @@ class Recorder:
             if first is None:
                 return
             await asyncio.sleep(self._interval)  # let a burst gather into one batch
+            waited = 0.0
+            while self._defer_while() and waited < MAX_DEFER_SECONDS:
+                await asyncio.sleep(self._interval)
+                waited += self._interval
             batch = [first]
             running = self._drain(batch)
             await self._flush(batch)

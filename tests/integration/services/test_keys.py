@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import event
 
 from broker.domain.model import ADMIN, Principal, Role
 from broker.services import agents, generators, keys
@@ -121,3 +122,34 @@ async def test_rotating_an_agent_key_invalidates_the_old_one(uow_factory):
     new = await agents.rotate_agent_key(uow_factory(), ADMIN, agent.resource.id)
     assert await _reason(uow_factory, agent.key) == "KEY_INVALID"
     assert (await keys.authenticate(uow_factory(), new)).id == agent.resource.id
+
+
+async def test_authenticating_a_key_reads_the_database_once_whoever_owns_it(uow_factory, database):
+    """Every agent connect and every API call authenticates: the key and its owner come in one
+    query, not one for the key and more for the owner."""
+    generator = await generators.create_generator(
+        uow_factory(), ADMIN, name="ci", description="", request_id=None
+    )
+    agent = await agents.create_agent(
+        uow_factory(),
+        ADMIN,
+        name="edge",
+        cluster_name="east",
+        labels={"env": "prod"},
+        annotations={"a": "b"},
+        request_id=None,
+    )
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            statements.append(statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        for key in (generator.key, agent.key):
+            statements.clear()
+            await keys.authenticate(uow_factory(), key)
+            assert len(statements) == 1, statements
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", count)

@@ -79,7 +79,7 @@ async def test_the_disconnects_of_sessions_ending_together_are_all_recorded(uow_
     for agent in fleet:
         session_id = str(uuid.uuid4())
         await hub.open(agent.id, session_id=session_id, peer="ipv4:10.0.0.1:1")
-        lives.append(LiveSession(agent.id, session_id, None, asyncio.Queue(), None, None))  # type: ignore[arg-type]
+        lives.append(LiveSession(agent.id, session_id, None, hub.outbox(8), None, None))  # type: ignore[arg-type]
 
     for live in lives:
         hub.release(live)

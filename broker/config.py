@@ -155,7 +155,10 @@ class SessionSettings(SettingsGroup):
         "jittered backoff, which after a few refusals is long: keep it above the agents one replica serves.",
     )
     report_batch_size: int = Field(
-        1000, ge=1, description="Acks, health reports and heartbeats written per database transaction."
+        1000,
+        ge=1,
+        description="Session records (opened, Hello, closed), acks, health reports and heartbeats "
+        "written per database transaction.",
     )
     report_flush_seconds: float = Field(
         0.05, gt=0, description="How long reports gather before a batch is written."

@@ -97,7 +97,29 @@ class Hello:
     at: datetime
 
 
-Report = ApplyReport | HealthReport | Heartbeat | Hello
+@dataclass(frozen=True)
+class SessionOpened:
+    """An agent's session began on a replica (recorded CONNECTED unless a newer one was)."""
+
+    agent_id: str
+    session_id: str
+    replica: str
+    peer: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class SessionClosed:
+    """An agent's session ended (recorded DISCONNECTED if it still was the agent's current one)."""
+
+    agent_id: str
+    session_id: str
+
+
+Report = ApplyReport | HealthReport | Heartbeat | Hello | SessionOpened | SessionClosed
+#: Reports about sessions: never dropped when the recorder is full (there is one of each per
+#: connect, and an agent restates them only when it connects again).
+SESSION_RECORDS = (SessionOpened, SessionClosed, Hello)
 
 
 @dataclass(frozen=True)

@@ -295,8 +295,9 @@ class AgentConnectionRepository(Protocol):
     meanwhile reconnected to another.
     """
 
-    async def connect(self, agent_id: str, *, session_id: str, replica: str, peer: str, at: datetime) -> None:
-        """Make this session the agent's current one, CONNECTED."""
+    async def connect(self, agent_id: str, *, session_id: str, replica: str, peer: str, at: datetime) -> bool:
+        """Make this session, opened `at`, the agent's current one, CONNECTED; False (nothing
+        changed) if the agent is deleted or its current session was opened later."""
         ...
 
     async def record_hello(self, agent_id: str, session_id: str, agent_version: str) -> bool:

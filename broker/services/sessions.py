@@ -25,13 +25,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from broker.domain.deployments import ApplyReport, HealthReport, HealthState, Heartbeat, Hello, Report
+from broker.domain.deployments import (
+    ApplyReport,
+    HealthReport,
+    HealthState,
+    Heartbeat,
+    Hello,
+    Report,
+    SessionClosed,
+    SessionOpened,
+)
 from broker.domain.diagnostics import Diagnostics
-from broker.domain.events import EventType
+from broker.domain.events import Event, EventType
 from broker.domain.model import Agent, ConnectionState, DeploymentObject, Principal, Role, Stack
 from broker.domain.ports import UnitOfWork
 from broker.services import access, targeting
-from broker.services.eventing import draft, emit, emit_many
+from broker.services.eventing import draft, emit_many
 from brokkr_common.errors import not_found
 
 R = TypeVar("R", ApplyReport, HealthReport, Heartbeat)
@@ -62,12 +71,13 @@ class StackReach:
     agent_ids: frozenset[str]
 
 
-async def open_session(
-    uow: UnitOfWork, agent_id: str, *, session_id: str, replica: str, peer: str
-) -> SessionStart:
-    """Record the agent CONNECTED through this session and return what the session starts from.
+async def start_session(uow: UnitOfWork, agent_id: str) -> SessionStart:
+    """What a new session of the agent starts from: NOT_FOUND for an unknown agent,
+    FAILED_PRECONDITION (AGENT_DELETED) for a deleted one.
 
-    NOT_FOUND for an unknown agent, FAILED_PRECONDITION (AGENT_DELETED) for a deleted one.
+    It only reads: the stream layer records the session (`SessionOpened`, with `record_reports`)
+    once it is live, in a batch with others, so that a reconnect storm costs one write
+    transaction per batch instead of one per agent.
     """
     async with uow:
         agent = await uow.agents.get(agent_id)
@@ -75,23 +85,9 @@ async def open_session(
             raise not_found("agent", agent_id)
         if agent.deleted_at is not None:
             raise access.deleted("agent", agent_id)
-        now = datetime.now(UTC)
-        await uow.agent_connections.connect(
-            agent_id, session_id=session_id, replica=replica, peer=peer, at=now
-        )
         desired = await _desired(uow, agent)
         parked = await uow.deployment_statuses.parked(agent_id)
-        waiting = await uow.diagnostics.open_for_agent(agent_id, now)
-        await emit(
-            uow,
-            EventType.AGENT_CONNECTED,
-            actor=_agent(agent_id),
-            agent_id=agent_id,
-            labels=agent.labels,
-            payload={"session_id": session_id, "replica": replica, "peer": peer},
-            at=now,
-        )
-        await uow.commit()
+        waiting = await uow.diagnostics.open_for_agent(agent_id, datetime.now(UTC))
     return SessionStart(
         dataclasses.replace(agent, connection_state=ConnectionState.CONNECTED), desired, parked, waiting
     )
@@ -112,22 +108,18 @@ async def _record_hello(uow: UnitOfWork, hello: Hello) -> None:
         await uow.deployment_statuses.record_held(hello.agent_id, hello.held, hello.at)
 
 
-async def close_sessions(uow: UnitOfWork, ended: Sequence[tuple[str, str]]) -> None:
-    """Record DISCONNECTED each agent of these (agent id, session id) pairs whose current session
-    it still is, in one transaction (a replica shutting down ends thousands at once)."""
-    async with uow:
-        disconnected = await uow.agent_connections.disconnect(ended)
-        await _disconnected(uow, disconnected, "stream ended")
-        await uow.commit()
-
-
 async def record_reports(uow: UnitOfWork, reports: Sequence[Report]) -> None:
     """Store a batch of reports from any number of agents in one transaction.
 
     Of several reports of one kind about the same agent x stack (or agent, for heartbeats and
     hellos) only the newest counts, except that an ack followed by a nack keeps both (what runs,
-    what failed since); a report older than the stored one changes nothing. Hellos are stored
-    first: what an agent held when its session began is older than what it reported on it.
+    what failed since); a report older than the stored one changes nothing.
+
+    Sessions come first and last: the sessions opened are recorded first (each session's
+    Hello and reports need it to be the agent's current one), then hellos (what an agent held
+    when its session began is older than what it reported on it), then the reports, and the
+    sessions closed last. An opened session older than the agent's recorded one (a late batch
+    from another replica) changes nothing.
     """
 
     def pair(report: ApplyReport | HealthReport) -> Hashable:
@@ -146,16 +138,42 @@ async def record_reports(uow: UnitOfWork, reports: Sequence[Report]) -> None:
     health = _newest((r for r in reports if isinstance(r, HealthReport)), pair)
     heartbeats = _newest((r for r in reports if isinstance(r, Heartbeat)), lambda r: r.agent_id)
     hellos = _newest((r for r in reports if isinstance(r, Hello)), lambda r: r.agent_id)
+    opened = [r for r in reports if isinstance(r, SessionOpened)]
+    closed = [(r.agent_id, r.session_id) for r in reports if isinstance(r, SessionClosed)]
     async with uow:
+        connected = [
+            session
+            for session in opened
+            if await uow.agent_connections.connect(
+                session.agent_id,
+                session_id=session.session_id,
+                replica=session.replica,
+                peer=session.peer,
+                at=session.at,
+            )
+        ]
         for hello in hellos:
             await _record_hello(uow, hello)
         applied = await uow.deployment_statuses.record_applies(applies)
         changed = await uow.deployment_statuses.record_health(health)
         await uow.agent_connections.record_heartbeats(heartbeats)
+        disconnected = await uow.agent_connections.disconnect(closed)
         labels = await uow.stacks.labels_of(
             list({r.stack_id for r in applied} | {r.stack_id for r, _ in changed})
         )
+        agent_labels = await uow.agents.labels_of([s.agent_id for s in connected])
         drafts = [
+            draft(
+                EventType.AGENT_CONNECTED,
+                actor=_agent(session.agent_id),
+                agent_id=session.agent_id,
+                labels=agent_labels[session.agent_id],
+                payload={"session_id": session.session_id, "replica": session.replica, "peer": session.peer},
+                at=session.at,
+            )
+            for session in connected
+        ]
+        drafts += [
             draft(
                 EventType.DEPLOYMENT_APPLIED if report.succeeded else EventType.DEPLOYMENT_FAILED,
                 actor=_agent(report.agent_id),
@@ -189,6 +207,7 @@ async def record_reports(uow: UnitOfWork, reports: Sequence[Report]) -> None:
             )
             for report, previous in changed
         ]
+        drafts += await _disconnected(uow, disconnected, "stream ended")
         await emit_many(uow, drafts)
         await uow.commit()
 
@@ -248,23 +267,34 @@ async def mark_stale_sessions(
     *,
     heartbeat_timeout: float,
     now: datetime | None = None,
-) -> None:
+) -> set[str]:
     """Record DISCONNECTED the agents this replica holds no session for, and every agent (on any
-    replica) not heard from for `heartbeat_timeout` seconds before `now`.
+    replica) not heard from for `heartbeat_timeout` seconds before `now`; return the ids of the
+    sessions recorded CONNECTED to this replica (before this call), so that the caller can record
+    again a live session whose record was lost.
+
+    `live_session_ids` is read after the database is: pass a collection that the stream layer
+    keeps up to date, so a session recorded while this runs counts as live.
 
     Run at start (sessions of a previous run of this replica are gone) and by the periodic sweep
     (a replica that died cannot record its agents' disconnects itself).
     """
     now = now or datetime.now(UTC)
-    live = set(live_session_ids)
     async with uow:
         recorded = await uow.agent_connections.sessions_on(replica)
-        lost = await uow.agent_connections.disconnect([(a, s) for a, s in recorded.items() if s not in live])
+        # Read now, not before the query: a session recorded meanwhile is live by then.
+        lost = await uow.agent_connections.disconnect(
+            [(a, s) for a, s in recorded.items() if s not in live_session_ids]
+        )
         silent = await uow.agent_connections.disconnect_silent(now - timedelta(seconds=heartbeat_timeout))
         # Events last: on PostgreSQL the first one takes the event log's lock until commit.
-        await _disconnected(uow, lost, "session lost by its replica")
-        await _disconnected(uow, silent, "heartbeats stopped")
+        await emit_many(
+            uow,
+            await _disconnected(uow, lost, "session lost by its replica")
+            + await _disconnected(uow, silent, "heartbeats stopped"),
+        )
         await uow.commit()
+    return set(recorded.values())
 
 
 async def _desired(uow: UnitOfWork, agent: Agent) -> list[Stack]:
@@ -281,21 +311,21 @@ def _agent(agent_id: str) -> Principal:
     return Principal(Role.AGENT, agent_id, agent_id)
 
 
-async def _disconnected(uow: UnitOfWork, agent_ids: Sequence[str], why: str) -> None:
+async def _disconnected(uow: UnitOfWork, agent_ids: Sequence[str], why: str) -> list[Event]:
+    """The `agent.disconnected` events of these agents."""
+    if not agent_ids:
+        return []
     labels = await uow.agents.labels_of(agent_ids)
-    await emit_many(
-        uow,
-        [
-            draft(
-                EventType.AGENT_DISCONNECTED,
-                actor=None,
-                agent_id=agent_id,
-                labels=labels[agent_id],
-                payload={"reason": why},
-            )
-            for agent_id in agent_ids
-        ],
-    )
+    return [
+        draft(
+            EventType.AGENT_DISCONNECTED,
+            actor=None,
+            agent_id=agent_id,
+            labels=labels[agent_id],
+            payload={"reason": why},
+        )
+        for agent_id in agent_ids
+    ]
 
 
 def _apply_payload(report: ApplyReport) -> dict[str, object]:

@@ -11,6 +11,10 @@ version before: the hub then reads the stack alone and tells the sessions that h
 asking the database which agents the stack reaches. Versions are read once per replica
 (`DesiredStacks`), not once per agent.
 
+Opening a session only reads the database (opens take turns, see `SessionHub.open`); that the
+session opened, its Hello and its end are written behind by the `Recorder`, with the agents'
+reports, and what waits there lets a fan-out being delivered go first (`SessionHub.delivering`).
+
 Diagnostics requests reach sessions the same way (`DiagnosticsRequested`): the hub reads the
 agent's open requests and hands them to its session, also when a session opens and on every sweep;
 the session sends each at most once per stream. What sessions report back about them (sent,
@@ -137,6 +141,8 @@ class Opened:
     agent: Agent
     desired: dict[str, DesiredStack]
     parked: dict[str, str]
+    #: How the session is to be recorded once it is live.
+    record: deployments.SessionOpened
     #: The hub's fan-out count when the database was read (see `SessionHub.register`).
     fan_outs: int = 0
     #: Diagnostics requests waiting for the agent when the session opened.
@@ -156,6 +162,8 @@ class LiveSession:
     metrics: SessionMetrics | None = None
     hub: SessionHub | None = None
     created_at: Mapping[str, datetime] = field(default_factory=dict)
+    #: How the session was recorded (submitted again by the sweep if the record was lost).
+    record: deployments.SessionOpened | None = None
     #: Stacks this session may hold or has been told about; changes to others cannot concern it.
     stacks: set[str] = field(default_factory=set)
     #: Stacks the agent should hold now (a version, not a removal).
@@ -330,8 +338,8 @@ class SessionHub:
         self._heartbeat_timeout = heartbeat_timeout
         self._changes: asyncio.Queue[tuple[Change, ...] | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
-        #: Sessions between `open` and `register`: already recorded connected, not yet live here.
-        self._opening: set[str] = set()
+        #: The ids of the live sessions, kept up to date for the sweep (`mark_stale_sessions`).
+        self._live_ids: set[str] = set()
         #: Counts fan-outs, so a session opened meanwhile knows it may have missed one.
         self._fan_outs = 0
         #: Admission control: at most `max_opening` sessions read the database at once, at most
@@ -339,9 +347,6 @@ class SessionHub:
         self._open_slots = asyncio.Semaphore(max_opening)
         self._max_waiting = max_waiting
         self._waiting = 0
-        #: Ended sessions whose disconnect is still to be written, written in batches.
-        self._ended: list[tuple[str, str]] = []
-        self._writing_ended: asyncio.Task[None] | None = None
         self._backlog = Backlog()
         self.metrics = SessionMetrics(registry)
 
@@ -384,23 +389,17 @@ class SessionHub:
             self._open_slots.release()
 
     async def _open(self, agent_id: str, *, session_id: str, peer: str) -> Opened:
-        self._opening.add(session_id)
-        try:
-            fan_outs = self._fan_outs
-            start = await sessions.open_session(
-                self._uow(), agent_id, session_id=session_id, replica=self._replica, peer=peer
-            )
-            desired = await self._resolve(start.desired)
-        except BaseException:
-            self._opening.discard(session_id)
-            raise
-        return Opened(start.agent, desired, dict(start.parked), fan_outs, start.diagnostics)
+        record = deployments.SessionOpened(agent_id, session_id, self._replica, peer, datetime.now(UTC))
+        fan_outs = self._fan_outs
+        start = await sessions.start_session(self._uow(), agent_id)
+        desired = await self._resolve(start.desired)
+        return Opened(start.agent, desired, dict(start.parked), record, fan_outs, start.diagnostics)
 
     def register(self, live: LiveSession, opened: Opened) -> None:
-        """Make the session live. If changes were fanned out while it was being opened, it may have
-        missed them: it then re-reads what it should hold."""
-        self._opening.discard(live.session_id)
+        """Make the session live and have it recorded. If changes were fanned out while it was
+        being opened, it may have missed them: it then re-reads what it should hold."""
         live.hub = self
+        live.record = opened.record
         live.metrics = self.metrics
         live.created_at = self._desired.created_at
         previous = self._sessions.get(live.agent_id)
@@ -411,6 +410,8 @@ class SessionHub:
                 )
             )
         self._sessions[live.agent_id] = live
+        self._live_ids.add(live.session_id)
+        self._recorder.submit(opened.record)
         self.metrics.connected.set(len(self._sessions))
         missed = opened.fan_outs != self._fan_outs
         if missed:
@@ -483,32 +484,15 @@ class SessionHub:
             log.warning("recording diagnostics failed", agent=live.agent_id, error=error.message)
 
     def release(self, live: LiveSession) -> None:
-        """The stream ended: forget the session and record the disconnect in the background (the
+        """The stream ended: forget the session and have its end recorded (write-behind: the
         stream's handler may be being closed by gRPC and must not wait for the database)."""
         live.ended = True  # nothing more is queued for it (a resync may still hold it)
         live.outbox.drain()
         if self._sessions.get(live.agent_id) is live:
             del self._sessions[live.agent_id]
+        self._live_ids.discard(live.session_id)
         self.metrics.connected.set(len(self._sessions))
-        self._ended.append((live.agent_id, live.session_id))
-        if self._writing_ended is None:
-            task = asyncio.create_task(self._record_disconnects(), name="record-disconnects")
-            self._writing_ended = task
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _record_disconnects(self) -> None:
-        """Write the ended sessions' disconnects, all that ended meanwhile in one transaction."""
-        try:
-            await asyncio.sleep(0.05)  # streams end in bursts (a shutdown, a network split)
-            while self._ended:
-                ended, self._ended = self._ended, []
-                try:
-                    await sessions.close_sessions(self._uow(), ended)
-                except BrokkrError as error:  # the sweep marks them disconnected later
-                    log.warning("recording disconnects failed", agents=len(ended), error=error.message)
-        finally:
-            self._writing_ended = None
+        self._recorder.submit(deployments.SessionClosed(live.agent_id, live.session_id))
 
     async def publish(self, changes: tuple[Change, ...]) -> None:
         """Hand over committed changes (after commit on SQLite, on NOTIFY on PostgreSQL) without
@@ -587,12 +571,14 @@ class SessionHub:
             await diagnostics.expire_and_purge(self._uow(), self._diagnostics_policy)
         except BrokkrError as error:
             log.warning("expiring diagnostics failed", error=error.message)
-        await sessions.mark_stale_sessions(
-            self._uow(),
-            self._replica,
-            [s.session_id for s in self._sessions.values()],
-            heartbeat_timeout=self._heartbeat_timeout,
+        recorded = await sessions.mark_stale_sessions(
+            self._uow(), self._replica, self._live_ids, heartbeat_timeout=self._heartbeat_timeout
         )
+        # A live session not recorded here: its record was lost (a batch failed) or is still
+        # queued. Submitting it again is harmless either way (see `record_reports`).
+        for live in list(self._sessions.values()):
+            if live.session_id not in recorded and live.record is not None:
+                self._recorder.submit(live.record)
 
     async def run_sweeps(self, interval: float, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -7,9 +7,14 @@ interval has passed. Reports are facts an agent will restate (its next Hello say
 heartbeats repeat), so a crash losing the last few milliseconds of them costs nothing but a moment
 of staleness in the API.
 
-Hellos go the same way: a session starts from what the database says the agent should hold and
-from the Hello itself, never from what was stored of it, so nothing needs to wait for that write.
-One queue keeps each session's reports in order, and a batch stores hellos before the rest.
+Sessions are recorded the same way: that one opened (the agent CONNECTED through it), its Hello,
+that it closed. A session starts from what the database says the agent should hold and from the
+Hello itself, never from what was stored of them, so nothing needs to wait for those writes, and
+a reconnect storm of thousands of agents costs a few transactions instead of one per agent. One
+queue keeps each session's records in order; `sessions.record_reports` says how a batch orders
+them, and why a record arriving late from another replica cannot undo a newer one. Session
+records are never dropped, and the sweep submits again the record of any live session the
+database does not show connected here.
 
 Writing a batch costs the broker's own CPU (building statements, encoding rows), the same CPU that
 delivers a fan-out. While the hub still has messages waiting to be handed to gRPC, a batch waits
@@ -24,7 +29,7 @@ from collections.abc import Callable
 
 import structlog
 
-from broker.domain.deployments import Report
+from broker.domain.deployments import SESSION_RECORDS, Report
 from broker.domain.ports import UnitOfWorkFactory
 from broker.services import sessions
 
@@ -47,7 +52,7 @@ class Recorder:
         self._defer_while: Callable[[], bool] = lambda: False
         self._batch_size = batch_size
         self._interval = interval
-        self._queue: asyncio.Queue[Report | None] = asyncio.Queue(capacity + 1)
+        self._queue: asyncio.Queue[Report | None] = asyncio.Queue()
         self._capacity = capacity
         self._task: asyncio.Task[None] | None = None
         self._unwritten = 0
@@ -57,8 +62,10 @@ class Recorder:
 
     def submit(self, report: Report) -> None:
         """Queue a report; when the queue is full (the database is down or far behind) the report is
-        dropped and counted: agents restate their state, the broker must not run out of memory."""
-        if self._queue.qsize() >= self._capacity:
+        dropped and counted: agents restate their state, the broker must not run out of memory.
+        Session records are kept whatever the queue holds (there are a few per connect, and the
+        database must learn where each agent is)."""
+        if self._queue.qsize() >= self._capacity and not isinstance(report, SESSION_RECORDS):
             self.dropped += 1
             return
         self._queue.put_nowait(report)

@@ -25,10 +25,16 @@ class SqlAgentConnectionRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def connect(self, agent_id: str, *, session_id: str, replica: str, peer: str, at: datetime) -> None:
-        await self._connection.execute(
+    async def connect(self, agent_id: str, *, session_id: str, replica: str, peer: str, at: datetime) -> bool:
+        result = await self._connection.execute(
             update(agents)
-            .where(agents.c.id == agent_id)
+            .where(
+                agents.c.id == agent_id,
+                agents.c.deleted_at.is_(None),
+                # Strictly older: the same session recorded twice (the sweep repairing a lost
+                # record) changes nothing the second time.
+                or_(agents.c.connected_at.is_(None), agents.c.connected_at < at),
+            )
             .values(
                 connection_state=ConnectionState.CONNECTED.value,
                 session_id=session_id,
@@ -37,6 +43,7 @@ class SqlAgentConnectionRepository:
                 connected_at=at,
             )
         )
+        return result.rowcount == 1
 
     async def record_hello(self, agent_id: str, session_id: str, agent_version: str) -> bool:
         result = await self._connection.execute(

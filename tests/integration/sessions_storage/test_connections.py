@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from broker.db import Database
 from broker.db.tables import agents as agents_table
-from broker.domain.deployments import Heartbeat
+from broker.domain.deployments import Heartbeat, SessionClosed, SessionOpened
+from broker.domain.events import Event
 from broker.domain.model import ADMIN, Agent, ConnectionState
 from broker.services import agents, sessions
 from brokkr_common.errors import FailedPrecondition, NotFound
@@ -28,6 +29,14 @@ async def _state(uow_factory, agent: Agent) -> ConnectionState:
     return (await _agent(uow_factory, agent)).connection_state
 
 
+async def events_of(uow_factory, agent_id: str) -> list[Event]:
+    """The agent's connects and disconnects in the event log, oldest first."""
+    async with uow_factory() as uow:
+        return await uow.events.list_page(
+            after=0, limit=100, agent_id=agent_id, types=["agent.connected", "agent.disconnected"]
+        )
+
+
 async def test_an_open_session_shows_the_agent_connected_and_closing_it_disconnected(
     uow_factory, database: Database, build: Builder
 ):
@@ -35,9 +44,10 @@ async def test_an_open_session_shows_the_agent_connected_and_closing_it_disconne
     assert await _state(uow_factory, agent) is ConnectionState.NEVER_CONNECTED
 
     session_id = str(uuid.uuid4())
-    start = await sessions.open_session(
-        uow_factory(), agent.id, session_id=session_id, replica="broker-0", peer="ipv4:10.1.2.3:40000"
-    )
+    start = await sessions.start_session(uow_factory(), agent.id)
+    assert await _state(uow_factory, agent) is ConnectionState.NEVER_CONNECTED  # it only reads
+    opened = SessionOpened(agent.id, session_id, "broker-0", "ipv4:10.1.2.3:40000", datetime.now(UTC))
+    await sessions.record_reports(uow_factory(), [opened])
     await sessions.record_hello(uow_factory(), agent.id, session_id, agent_version="1.4.2", held={})
 
     assert start.agent.connection_state is ConnectionState.CONNECTED
@@ -51,7 +61,7 @@ async def test_an_open_session_shows_the_agent_connected_and_closing_it_disconne
         "1.4.2",
     )
 
-    await sessions.close_sessions(uow_factory(), [(agent.id, session_id)])
+    await sessions.record_reports(uow_factory(), [SessionClosed(agent.id, session_id)])
     assert await _state(uow_factory, agent) is ConnectionState.DISCONNECTED
 
 
@@ -63,14 +73,14 @@ async def test_an_older_session_ending_leaves_the_agents_newer_session_connected
     new = await connect(agent, replica="broker-1")
     await sessions.record_hello(uow_factory(), agent.id, new, agent_version="2.0.0", held={})
 
-    await sessions.close_sessions(uow_factory(), [(agent.id, old)])
+    await sessions.record_reports(uow_factory(), [SessionClosed(agent.id, old)])
     await sessions.record_hello(uow_factory(), agent.id, old, agent_version="1.0.0", held={})
 
     assert await _state(uow_factory, agent) is ConnectionState.CONNECTED
     async with database.engine.connect() as connection:
         row = (await connection.execute(select(agents_table).where(agents_table.c.id == agent.id))).one()
     assert (row.replica, row.agent_version) == ("broker-1", "2.0.0")
-    await sessions.close_sessions(uow_factory(), [(agent.id, new)])
+    await sessions.record_reports(uow_factory(), [SessionClosed(agent.id, new)])
     assert await _state(uow_factory, agent) is ConnectionState.DISCONNECTED
 
 
@@ -153,3 +163,54 @@ async def test_updating_an_agent_keeps_its_connection(uow_factory, build: Builde
         beat,
         True,
     )
+
+
+async def test_a_session_record_arriving_late_from_another_replica_changes_nothing(
+    uow_factory, build: Builder
+):
+    """Sessions are recorded write-behind, per replica: the agent's record of a session opened on
+    broker-0 and already replaced by one on broker-1 may reach the database after broker-1's. It
+    must neither take the agent back to broker-0 nor, once that old session's end follows it,
+    show the agent disconnected."""
+    agent = await build.agent()
+    now = datetime.now(UTC)
+    later = now + timedelta(seconds=1)
+    old = SessionOpened(agent.id, str(uuid.uuid4()), "broker-0", "ipv4:10.0.0.1:1", now)
+    new = SessionOpened(agent.id, str(uuid.uuid4()), "broker-1", "ipv4:10.0.0.1:2", later)
+
+    await sessions.record_reports(uow_factory(), [new])
+    await sessions.record_reports(uow_factory(), [old, SessionClosed(agent.id, old.session_id)])
+    await sessions.record_reports(uow_factory(), [new])  # recorded again by the sweep: no change
+
+    shown = await _agent(uow_factory, agent)
+    assert shown.connection_state is ConnectionState.CONNECTED
+    recorded = await sessions.mark_stale_sessions(
+        uow_factory(), "broker-1", {new.session_id}, heartbeat_timeout=3600
+    )
+    assert recorded == {new.session_id}
+    events = await events_of(uow_factory, agent.id)
+    assert [(e.type.value, e.payload.get("session_id")) for e in events] == [
+        ("agent.connected", new.session_id)
+    ]
+
+
+async def test_a_session_opened_and_closed_in_one_batch_ends_disconnected(uow_factory, build: Builder):
+    agent = await build.agent()
+    opened = SessionOpened(agent.id, str(uuid.uuid4()), "broker-0", "ipv4:10.0.0.1:1", datetime.now(UTC))
+
+    await sessions.record_reports(uow_factory(), [opened, SessionClosed(agent.id, opened.session_id)])
+
+    assert await _state(uow_factory, agent) is ConnectionState.DISCONNECTED
+    events = await events_of(uow_factory, agent.id)
+    assert [e.type.value for e in events] == ["agent.connected", "agent.disconnected"]
+
+
+async def test_a_deleted_agents_late_session_record_changes_nothing(uow_factory, build: Builder):
+    agent = await build.agent()
+    await agents.delete_agent(uow_factory(), ADMIN, agent.id)
+    opened = SessionOpened(agent.id, str(uuid.uuid4()), "broker-0", "ipv4:10.0.0.1:1", datetime.now(UTC))
+
+    await sessions.record_reports(uow_factory(), [opened])
+
+    assert await _state(uow_factory, agent) is ConnectionState.NEVER_CONNECTED
+    assert [e.type.value for e in await events_of(uow_factory, agent.id)] == []

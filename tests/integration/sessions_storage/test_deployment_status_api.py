@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
-from broker.domain.deployments import ApplyReport, Heartbeat, Report, ResourceOutcome
+from broker.domain.deployments import ApplyReport, Heartbeat, Report, ResourceOutcome, SessionOpened
 from broker.services import sessions
 from brokkr_common.pb.brokkr.v1 import (
     agent_pb2,
@@ -220,14 +220,13 @@ def test_a_list_names_exactly_one_stack_or_agent(world: World, request_fields: d
 
 def test_an_agents_connection_and_statuses_show_through_rest(world: World):
     a1 = world.agents["a1"]
-    uow = world.running.broker.database.uow_factory()
     beat = datetime.now(UTC)
-    world.running.run(
-        sessions.open_session(
-            uow(), a1, session_id=str(uuid.uuid4()), replica="broker-0", peer="ipv4:10.0.0.9:1"
-        )
+    world.report(
+        [
+            SessionOpened(a1, str(uuid.uuid4()), "broker-0", "ipv4:10.0.0.9:1", beat),
+            Heartbeat(a1, beat, True, 4),
+        ]
     )
-    world.report([Heartbeat(a1, beat, True, 4)])
 
     agent = _get(world, f"/api/v1/agents/{a1}")
     statuses = _get(world, f"/api/v1/agents/{a1}/deployment-statuses")

@@ -56,9 +56,7 @@ async def test_a_session_starts_from_what_the_agent_should_hold(uow_factory, bui
     agent = await build.agent(labels={"env": "prod"})
     version = await build.submit(await build.stack(labels={"env": "prod"}))
 
-    start = await sessions.open_session(
-        uow_factory(), agent.id, session_id=str(uuid.uuid4()), replica="broker-0", peer="ipv4:10.0.0.1:1"
-    )
+    start = await sessions.start_session(uow_factory(), agent.id)
 
     assert start.agent.id == agent.id
     assert [(stack.id, stack.desired and stack.desired.id) for stack in start.desired] == [

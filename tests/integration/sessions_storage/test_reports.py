@@ -100,9 +100,7 @@ async def test_a_nacked_version_stays_parked_until_a_newer_version_is_acked(uow_
     await sessions.record_reports(uow_factory(), [nack(agent, stack, v2.id, now + timedelta(seconds=1))])
 
     failed = await status_of(uow_factory, agent, stack)
-    start = await sessions.open_session(
-        uow_factory(), agent.id, session_id=str(uuid.uuid4()), replica="broker-0", peer="ipv4:10.0.0.1:1"
-    )
+    start = await sessions.start_session(uow_factory(), agent.id)
 
     assert start.parked == {stack.id: v2.id}
     assert failed.state is DeploymentState.FAILED
@@ -126,9 +124,7 @@ async def test_a_nacked_version_stays_parked_until_a_newer_version_is_acked(uow_
         None,
         "",
     )
-    start = await sessions.open_session(
-        uow_factory(), agent.id, session_id=str(uuid.uuid4()), replica="broker-0", peer="ipv4:10.0.0.1:1"
-    )
+    start = await sessions.start_session(uow_factory(), agent.id)
     assert start.parked == {}
 
 
@@ -237,9 +233,7 @@ async def test_what_a_hello_says_the_agent_holds_replaces_what_was_recorded(
         status = await status_of(uow_factory, agent, gone)
         assert status.state is DeploymentState.PENDING
         assert status.recorded is not None and status.recorded.applied is None
-    start = await sessions.open_session(
-        uow_factory(), agent.id, session_id=str(uuid.uuid4()), replica="broker-0", peer="ipv4:10.0.0.1:1"
-    )
+    start = await sessions.start_session(uow_factory(), agent.id)
     assert start.parked == {parked.id: newer.id}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from broker.domain.deployments import ApplyReport, HealthReport, HealthState, ResourceOutcome
+from broker.domain.deployments import ApplyReport, HealthReport, HealthState, ResourceOutcome, SessionClosed
 from broker.domain.events import Event
 from broker.services import sessions
 from tests.integration.services.builders import Builder
@@ -39,10 +39,10 @@ async def test_connects_and_disconnects_are_events_unless_the_session_was_replac
     first = await connect(agent, replica="broker-0")
     second = await connect(agent, replica="broker-1")  # the agent moved; `first` is stale
 
-    await sessions.close_sessions(uow_factory(), [(agent.id, first)])
+    await sessions.record_reports(uow_factory(), [SessionClosed(agent.id, first)])
     assert await _types(uow_factory, agent.id) == ["agent.connected", "agent.connected"]
 
-    await sessions.close_sessions(uow_factory(), [(agent.id, second)])
+    await sessions.record_reports(uow_factory(), [SessionClosed(agent.id, second)])
     events = await _events(uow_factory, agent_id=agent.id)
     assert [e.type.value for e in events] == ["agent.connected", "agent.connected", "agent.disconnected"]
     connected, disconnected = events[1], events[2]

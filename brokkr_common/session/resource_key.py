@@ -9,6 +9,7 @@ memory for every session.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -53,8 +54,11 @@ class ResourceKey(NamedTuple):
         )
 
 
+@functools.lru_cache(maxsize=65536)
 def _problem(key: ResourceKey) -> str:
-    """What is wrong with `key` in Kubernetes' own terms, or "" if nothing is."""
+    """What is wrong with `key` in Kubernetes' own terms, or "" if nothing is.
+
+    Remembered: a push to thousands of agents brings back the same keys in every ack."""
     if key.group and not (len(key.group) <= _MAX_SUBDOMAIN and _DNS_SUBDOMAIN.fullmatch(key.group)):
         return f"group {key.group[:80]!r} is not a DNS subdomain of at most 253 characters"
     if not _DNS_LABEL.fullmatch(key.version):

@@ -31,6 +31,7 @@ from broker.domain.changes import Change
 from broker.domain.ports import UnitOfWorkFactory
 from broker.services import keys as key_service
 from broker.services import webhooks as webhook_service
+from broker.services.admission import Admission
 from broker.services.audit import AuditTrail
 from broker.services.diagnostics import DiagnosticsPolicy
 from broker.services.events import EventSignal
@@ -157,8 +158,19 @@ class Broker:
         admin_hash = settings.auth.admin_key_hash.get_secret_value() if settings.auth.admin_key_hash else None
         self.bootstrap_admin_key = await key_service.ensure_admin_key(uow_factory(), admin_hash)
 
+        # Every call authenticates against the database; in a reconnect storm thousands do at
+        # once. They take turns like session opens, with the same budget, and wait in memory
+        # rather than on the pool (whose checkout timeout would fail them).
+        authenticating = Admission(
+            sessions.max_concurrent_opens,
+            settings.grpc.max_pending_requests,
+            refusal="too many calls are authenticating at this broker; retry shortly",
+            reason="TOO_MANY_CALLS_AUTHENTICATING",
+        )
+
         async def authenticate(authorization: str | None):
-            return await key_service.authenticate(uow_factory(), authorization)
+            async with authenticating.slot():
+                return await key_service.authenticate(uow_factory(), authorization)
 
         server = grpc.aio.server(
             interceptors=[

@@ -49,6 +49,7 @@ from broker.domain.diagnostics import Diagnostics, DiagnosticsError
 from broker.domain.model import Agent, Role, Stack
 from broker.domain.ports import UnitOfWorkFactory
 from broker.services import diagnostics, sessions
+from broker.services.admission import Admission
 from broker.stream.desired import DesiredStacks
 from broker.stream.recording import Recorder
 from brokkr_common.errors import BrokkrError, FailedPrecondition, ResourceExhausted, Unauthenticated
@@ -342,11 +343,14 @@ class SessionHub:
         self._live_ids: set[str] = set()
         #: Counts fan-outs, so a session opened meanwhile knows it may have missed one.
         self._fan_outs = 0
-        #: Admission control: at most `max_opening` sessions read the database at once, at most
-        #: `max_waiting` wait for their turn, the others are told at once to come back later.
-        self._open_slots = asyncio.Semaphore(max_opening)
-        self._max_waiting = max_waiting
-        self._waiting = 0
+        #: At most `max_opening` sessions read the database at once, at most `max_waiting` wait
+        #: for their turn, the others are told at once to come back later.
+        self._opening = Admission(
+            max_opening,
+            max_waiting,
+            refusal="too many agents are connecting to this broker; retry shortly",
+            reason="TOO_MANY_SESSIONS_OPENING",
+        )
         self._backlog = Backlog()
         self.metrics = SessionMetrics(registry)
 
@@ -364,29 +368,14 @@ class SessionHub:
         return self._backlog.queued > 0
 
     async def open(self, agent_id: str, *, session_id: str, peer: str) -> Opened:
-        """Record the session opened and read what it starts from.
+        """Read what the session starts from (it is recorded once `register`ed).
 
-        After a broker restart thousands of agents connect at once. Reading for all of them at
-        the same time would queue them on the database pool until their calls time out, burning
-        the CPU on work that is thrown away; so opens take turns, and beyond a bounded queue an
-        agent is refused at once with RESOURCE_EXHAUSTED and a retry delay (its jittered backoff
-        spreads the storm out).
+        Opens take turns (`broker.services.admission`): after a broker restart thousands of
+        agents connect at once, and beyond a bounded queue an agent is refused at once with
+        RESOURCE_EXHAUSTED and a retry delay.
         """
-        if self._waiting >= self._max_waiting:
-            raise ResourceExhausted(
-                "too many agents are connecting to this broker; retry shortly",
-                reason="TOO_MANY_SESSIONS_OPENING",
-                retry_after_seconds=1.0,
-            )
-        self._waiting += 1
-        try:
-            await self._open_slots.acquire()
-        finally:
-            self._waiting -= 1
-        try:
+        async with self._opening.slot():
             return await self._open(agent_id, session_id=session_id, peer=peer)
-        finally:
-            self._open_slots.release()
 
     async def _open(self, agent_id: str, *, session_id: str, peer: str) -> Opened:
         record = deployments.SessionOpened(agent_id, session_id, self._replica, peer, datetime.now(UTC))
@@ -571,9 +560,10 @@ class SessionHub:
             await diagnostics.expire_and_purge(self._uow(), self._diagnostics_policy)
         except BrokkrError as error:
             log.warning("expiring diagnostics failed", error=error.message)
-        recorded = await sessions.mark_stale_sessions(
-            self._uow(), self._replica, self._live_ids, heartbeat_timeout=self._heartbeat_timeout
-        )
+        async with self._recorder.writing:
+            recorded = await sessions.mark_stale_sessions(
+                self._uow(), self._replica, self._live_ids, heartbeat_timeout=self._heartbeat_timeout
+            )
         # A live session not recorded here: its record was lost (a batch failed) or is still
         # queued. Submitting it again is harmless either way (see `record_reports`).
         for live in list(self._sessions.values()):

@@ -32,11 +32,15 @@ import structlog
 from broker.domain.deployments import SESSION_RECORDS, Report
 from broker.domain.ports import UnitOfWorkFactory
 from broker.services import sessions
+from brokkr_common.errors import Aborted
 
 log = structlog.get_logger("brokkr.stream")
 
 #: The longest a batch waits for a fan-out to be delivered before it is written anyway.
 MAX_DEFER_SECONDS = 1.0
+#: Tries to write a batch that meets a deadlock or serialization failure (another replica's
+#: transaction, say).
+_ATTEMPTS = 3
 
 
 class Recorder:
@@ -50,6 +54,10 @@ class Recorder:
     ) -> None:
         self._uow = uow
         self._defer_while: Callable[[], bool] = lambda: False
+        #: Held while a batch is written. Whoever else writes many agents' connection columns at
+        #: once (the sweep) holds it too: on PostgreSQL two transactions updating many agent rows
+        #: in different orders deadlock.
+        self.writing = asyncio.Lock()
         self._batch_size = batch_size
         self._interval = interval
         self._queue: asyncio.Queue[Report | None] = asyncio.Queue()
@@ -119,7 +127,14 @@ class Recorder:
         if not batch:
             return
         try:
-            await sessions.record_reports(self._uow(), batch)
+            async with self.writing:
+                for attempt in range(_ATTEMPTS):
+                    try:
+                        await sessions.record_reports(self._uow(), batch)
+                        break
+                    except Aborted:  # a deadlock or serialization failure: the next try can pass
+                        if attempt == _ATTEMPTS - 1:
+                            raise
         except Exception:
             log.exception("recording agent reports failed", reports=len(batch))
         finally:

@@ -17,6 +17,7 @@ from broker.services import sessions
 from broker.stream import recording
 from broker.stream.hub import SessionHub
 from broker.stream.recording import Recorder
+from brokkr_common.errors import Aborted
 from tests.integration.services.builders import Builder
 from tests.integration.sessions_storage.test_reports import ack, status_of
 
@@ -136,3 +137,50 @@ async def test_draining_an_ended_sessions_outbox_leaves_nothing_counted(uow_fact
         outbox.drain()
 
     assert not hub.delivering()
+
+
+async def test_a_batch_that_meets_a_deadlock_is_written_on_the_next_try(
+    uow_factory, database: Database, build: Builder, monkeypatch: pytest.MonkeyPatch
+):
+    agent = await build.agent()
+    real = sessions.record_reports
+    tries = 0
+
+    async def deadlocked_once(uow, reports):
+        nonlocal tries
+        tries += 1
+        if tries == 1:
+            raise Aborted("the transaction conflicted with a concurrent one", reason="CONCURRENT_CHANGE")
+        await real(uow, reports)
+
+    monkeypatch.setattr(sessions, "record_reports", deadlocked_once)
+    recorder = Recorder(uow_factory, interval=0.02)
+    recorder.start()
+    try:
+        recorder.submit(Heartbeat(agent.id, datetime.now(UTC), True, 3))
+        await asyncio.wait_for(recorder.flushed(), timeout=5)
+    finally:
+        await recorder.stop()
+
+    assert tries == 2
+    assert await _heartbeat_written(database, agent.id)
+
+
+async def test_the_sweep_marks_stale_sessions_only_while_no_batch_is_being_written(
+    uow_factory, monkeypatch: pytest.MonkeyPatch
+):
+    """On PostgreSQL the sweep's update of many agent rows and a batch's deadlock when they run
+    together; the sweep takes the recorder's writing lock instead."""
+    recorder = Recorder(uow_factory)
+    hub = _hub(uow_factory, recorder)
+    real = sessions.mark_stale_sessions
+    held: list[bool] = []
+
+    async def observed(*args, **kwargs):
+        held.append(recorder.writing.locked())
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(sessions, "mark_stale_sessions", observed)
+    await hub.sweep()
+
+    assert held == [True]

@@ -144,8 +144,10 @@ class SessionSettings(SettingsGroup):
     max_concurrent_opens: int = Field(
         8,
         ge=1,
-        description="Sessions that may read the database to open at once; keep it below database.pool_size "
-        "so admin calls still get connections during a reconnect storm.",
+        description="Sessions that may read the database to open at once, and likewise calls that may "
+        "authenticate at once. Keep it below database.pool_size: opens and authentications each use up to "
+        "this many of the pool's connections (pool_size, and as many again in overflow), so other work "
+        "still gets connections during a reconnect storm.",
     )
     max_waiting_opens: int = Field(
         4096,

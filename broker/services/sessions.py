@@ -93,16 +93,6 @@ async def start_session(uow: UnitOfWork, agent_id: str) -> SessionStart:
     )
 
 
-async def record_hello(
-    uow: UnitOfWork, agent_id: str, session_id: str, *, agent_version: str, held: Mapping[str, str | None]
-) -> None:
-    """Store the agent's version and what it says it holds (stack id -> deployment object id, None
-    when it cannot tell which), unless a newer session of the agent has replaced this one."""
-    async with uow:
-        await _record_hello(uow, Hello(agent_id, session_id, agent_version, held, datetime.now(UTC)))
-        await uow.commit()
-
-
 async def _record_hello(uow: UnitOfWork, hello: Hello) -> None:
     if await uow.agent_connections.record_hello(hello.agent_id, hello.session_id, hello.agent_version):
         await uow.deployment_statuses.record_held(hello.agent_id, hello.held, hello.at)

@@ -1,4 +1,5 @@
-"""Write-behind recording of what agents report: hellos, acks, nacks, health and heartbeats.
+"""Write-behind recording of agent sessions and of what agents report: acks, nacks, health and
+heartbeats.
 
 At 10,000 agents a push produces 10,000 acks within seconds and heartbeats arrive at about 1,000 a
 second; one transaction each would make the database the bottleneck. The recorder queues reports and

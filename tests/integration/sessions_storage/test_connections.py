@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from broker.db import Database
 from broker.db.tables import agents as agents_table
-from broker.domain.deployments import Heartbeat, SessionClosed, SessionOpened
+from broker.domain.deployments import Heartbeat, Hello, SessionClosed, SessionOpened
 from broker.domain.events import Event
 from broker.domain.model import ADMIN, Agent, ConnectionState
 from broker.services import agents, sessions
@@ -48,7 +48,8 @@ async def test_an_open_session_shows_the_agent_connected_and_closing_it_disconne
     assert await _state(uow_factory, agent) is ConnectionState.NEVER_CONNECTED  # it only reads
     opened = SessionOpened(agent.id, session_id, "broker-0", "ipv4:10.1.2.3:40000", datetime.now(UTC))
     await sessions.record_reports(uow_factory(), [opened])
-    await sessions.record_hello(uow_factory(), agent.id, session_id, agent_version="1.4.2", held={})
+    hello = Hello(agent.id, session_id, "1.4.2", {}, datetime.now(UTC))
+    await sessions.record_reports(uow_factory(), [hello])
 
     assert start.agent.connection_state is ConnectionState.CONNECTED
     assert await _state(uow_factory, agent) is ConnectionState.CONNECTED
@@ -71,10 +72,10 @@ async def test_an_older_session_ending_leaves_the_agents_newer_session_connected
     agent = await build.agent()
     old = await connect(agent, replica="broker-0")
     new = await connect(agent, replica="broker-1")
-    await sessions.record_hello(uow_factory(), agent.id, new, agent_version="2.0.0", held={})
+    await sessions.record_reports(uow_factory(), [Hello(agent.id, new, "2.0.0", {}, datetime.now(UTC))])
 
     await sessions.record_reports(uow_factory(), [SessionClosed(agent.id, old)])
-    await sessions.record_hello(uow_factory(), agent.id, old, agent_version="1.0.0", held={})
+    await sessions.record_reports(uow_factory(), [Hello(agent.id, old, "1.0.0", {}, datetime.now(UTC))])
 
     assert await _state(uow_factory, agent) is ConnectionState.CONNECTED
     async with database.engine.connect() as connection:

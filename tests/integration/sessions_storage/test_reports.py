@@ -18,6 +18,7 @@ from broker.domain.deployments import (
     HealthReport,
     HealthState,
     Heartbeat,
+    Hello,
     Report,
     ResourceHealthReport,
     ResourceOutcome,
@@ -214,18 +215,14 @@ async def test_what_a_hello_says_the_agent_holds_replaces_what_was_recorded(
     )
     session_id = await connect(agent)
 
-    await sessions.record_hello(
-        uow_factory(),
-        agent.id,
-        session_id,
-        agent_version="1.0.0",
-        held={
-            kept.id: versions[kept.id].id,
-            unsure.id: None,
-            parked.id: versions[parked.id].id,
-            str(uuid.uuid4()): str(uuid.uuid4()),  # a stack the broker never had
-        },
-    )
+    held = {
+        kept.id: versions[kept.id].id,
+        unsure.id: None,
+        parked.id: versions[parked.id].id,
+        str(uuid.uuid4()): str(uuid.uuid4()),  # a stack the broker never had
+    }
+    hello = Hello(agent.id, session_id, "1.0.0", held, datetime.now(UTC))
+    await sessions.record_reports(uow_factory(), [hello])
 
     assert (await status_of(uow_factory, agent, kept)).state is DeploymentState.APPLIED
     assert (await status_of(uow_factory, agent, parked)).state is DeploymentState.FAILED

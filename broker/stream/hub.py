@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,7 +51,7 @@ from broker.domain.ports import UnitOfWorkFactory
 from broker.services import diagnostics, sessions
 from broker.services.admission import Admission
 from broker.stream.desired import DesiredStacks
-from broker.stream.recording import Recorder
+from broker.stream.recording import Recorder, wait_while
 from brokkr_common.errors import BrokkrError, FailedPrecondition, ResourceExhausted, Unauthenticated
 from brokkr_common.pb.brokkr.v1 import diagnostics_pb2
 from brokkr_common.rpc_status import grpc_code
@@ -404,18 +404,18 @@ class SessionHub:
         self.metrics.connected.set(len(self._sessions))
         missed = opened.fan_outs != self._fan_outs
         if missed:
-            task = asyncio.create_task(self.resync(live.agent_id), name="resync-after-open")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self.resync(live.agent_id), "resync-after-open")
         # Requests stored while the agent was away, read when the session opened (read again if a
         # request may have arrived since); the session holds them until the Hello.
         if missed or opened.diagnostics:
-            task = asyncio.create_task(
-                self._send_diagnostics_guarded(live.agent_id, None if missed else opened.diagnostics),
-                name="diagnostics-after-open",
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            known = None if missed else opened.diagnostics
+            self._spawn(self._send_diagnostics_guarded(live.agent_id, known), "diagnostics-after-open")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` in the background; `stop()` waits for it."""
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def send_diagnostics(self, agent_id: str | None) -> None:
         """Hand the agent's open diagnostics requests to its session, if it is here; with None,
@@ -577,10 +577,7 @@ class SessionHub:
             if stop.is_set():
                 return
             # Like report batches, the safety net lets a fan-out being delivered go first.
-            deferred = 0.0
-            while self.delivering() and deferred < interval:
-                await asyncio.sleep(_SWEEP_DEFER_STEP_SECONDS)
-                deferred += _SWEEP_DEFER_STEP_SECONDS
+            await wait_while(self.delivering, interval, _SWEEP_DEFER_STEP_SECONDS)
             started = time.perf_counter()
             try:
                 await self.sweep()

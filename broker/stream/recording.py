@@ -44,6 +44,14 @@ MAX_DEFER_SECONDS = 1.0
 _ATTEMPTS = 3
 
 
+async def wait_while(busy: Callable[[], bool], limit: float, step: float) -> None:
+    """Return once `busy()` is false, looking every `step` seconds, or after about `limit`."""
+    waited = 0.0
+    while busy() and waited < limit:
+        await asyncio.sleep(step)
+        waited += step
+
+
 class Recorder:
     def __init__(
         self,
@@ -116,10 +124,7 @@ class Recorder:
             if first is None:
                 return
             await asyncio.sleep(self._interval)  # let a burst gather into one batch
-            waited = 0.0
-            while self._defer_while() and waited < MAX_DEFER_SECONDS:
-                await asyncio.sleep(self._interval)
-                waited += self._interval
+            await wait_while(self._defer_while, MAX_DEFER_SECONDS, self._interval)
             batch = [first]
             running = self._drain(batch)
             await self._flush(batch)

@@ -90,6 +90,13 @@ class GrpcSettings(SettingsGroup):
         description="Calls waiting to be accepted before new ones are refused; a reconnect storm of "
         "thousands of agents needs far more than grpcio's default of 1,000.",
     )
+    max_call_queue_seconds: int = Field(
+        60,
+        ge=1,
+        description="How long a call may wait for the broker to take it up before it is cancelled (grpcio's "
+        "default is 30 s). Keep it below the agents' Welcome timeout (120 s): in a reconnect storm an agent "
+        "that gives up first would have its stream taken up for nothing.",
+    )
     shutdown_grace_seconds: float = Field(
         15.0, ge=0, description="On SIGTERM: how long running calls may finish before they are cancelled."
     )

@@ -67,6 +67,7 @@ def grpc_server_options(settings: BrokerSettings) -> list[tuple[str, int]]:
         ("grpc.http2.max_ping_strikes", 2),
         ("grpc.server.max_pending_requests", grpc_settings.max_pending_requests),
         ("grpc.server.max_pending_requests_hard_limit", grpc_settings.max_pending_requests * 2),
+        ("grpc.server_max_unrequested_time_in_server", grpc_settings.max_call_queue_seconds),
     ]
 
 

@@ -14,6 +14,14 @@ reconnects over the backoff window instead of a stampede. A stream that got a We
 backoff, but even its first reconnect waits a random fraction of the base delay. The next Hello
 reports what the agent holds (`AgentSession.resume_state`), so resuming costs only what changed.
 
+One channel serves every stream of the client: gRPC re-establishes its connection by itself (with
+a backoff capped like ours), so a reconnect is a new stream, not a new TCP and TLS handshake. After
+a broker restart, thousands of agents retrying would otherwise cost the broker a handshake each per
+attempt. The Welcome timeout is long (two minutes) for the same storm: a broker that is taking up
+thousands of returning agents keeps a new stream waiting until its turn (up to the broker's
+`grpc.max_call_queue_seconds`, one minute by default), and an agent that gave up sooner would only
+go to the back of the queue again.
+
 Used by the real agent (with a Kubernetes runtime), by tests and by the fan-out benchmark (with
 runtimes that apply nothing).
 """
@@ -91,7 +99,8 @@ class ClientOptions:
     keepalive_timeout_seconds: float = 10.0
     reconnect_base_seconds: float = 1.0
     reconnect_max_seconds: float = 60.0
-    welcome_timeout_seconds: float = 30.0
+    #: Longer than the broker keeps a stream waiting to be taken up (`grpc.max_call_queue_seconds`).
+    welcome_timeout_seconds: float = machine.WELCOME_TIMEOUT_SECONDS
     writer_queue_size: int = 256
     max_concurrent_diagnoses: int = 2
     credentials: grpc.ChannelCredentials | None = None
@@ -99,6 +108,9 @@ class ClientOptions:
 
     def channel_options(self) -> list[tuple[str, object]]:
         return [
+            # gRPC reconnects the channel's transport with its own backoff, capped as ours is.
+            ("grpc.initial_reconnect_backoff_ms", int(self.reconnect_base_seconds * 1000)),
+            ("grpc.max_reconnect_backoff_ms", int(self.reconnect_max_seconds * 1000)),
             ("grpc.keepalive_time_ms", int(self.keepalive_time_seconds * 1000)),
             ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_seconds * 1000)),
             ("grpc.keepalive_permit_without_calls", 1),
@@ -145,7 +157,11 @@ class SessionClient:
         return self._session.held if self._session is not None else self._held
 
     async def run(self) -> None:
-        """Connect, and reconnect with backoff, until `stop()`."""
+        """Connect, and reconnect with backoff, until `stop()`; every stream on one channel."""
+        async with self._channel() as channel:
+            await self._keep_streaming(agent_session_service_pb2_grpc.AgentSessionServiceStub(channel))
+
+    async def _keep_streaming(self, stub: agent_session_service_pb2_grpc.AgentSessionServiceStub) -> None:
         base = self._options.reconnect_base_seconds
         while not self._stopping.is_set():
             retrying = AsyncRetrying(
@@ -163,7 +179,7 @@ class SessionClient:
             try:
                 async for attempt in retrying:
                     with attempt:
-                        await self._one_stream()
+                        await self._one_stream(stub)
             except _StreamEnded:
                 # A welcomed stream ended (say, the broker restarted): reconnect after a random
                 # fraction of the base delay, so thousands of agents do not all arrive at once.
@@ -186,7 +202,7 @@ class SessionClient:
 
     # -- one stream ----------------------------------------------------------------------------
 
-    async def _one_stream(self) -> None:
+    async def _one_stream(self, stub: agent_session_service_pb2_grpc.AgentSessionServiceStub) -> None:
         if self._stopping.is_set():
             return
         options = self._options
@@ -204,49 +220,45 @@ class SessionClient:
         work: asyncio.Queue[machine.Apply | machine.Remove] = asyncio.Queue()
         welcomed = False
         self.connects += 1
-        async with self._channel() as channel:
-            stub = agent_session_service_pb2_grpc.AgentSessionServiceStub(channel)
-            call = stub.Connect(_drain(outbox), metadata=(("authorization", f"Bearer {self._key()}"),))
-            self._call = call
-            welcomed_now = asyncio.Event()
-            tasks = [
-                asyncio.create_task(self._work(session, work), name="session-worker"),
-                asyncio.create_task(self._clock(session, welcomed_now), name="session-clock"),
-            ]
-            try:
-                async for response in call:
-                    for action in session.receive(response, time.time()):
-                        if isinstance(action, machine.Welcomed):
-                            welcomed = True
-                            welcomed_now.set()  # the clock owes a heartbeat at once
-                            self.welcome = action
-                            self.connected.set()
-                            log.info("session welcomed", agent=action.agent_name, replica=action.replica_name)
-                        await self._carry_out(action, work)
-                    if session.closed or self._stopping.is_set():
-                        break
-            except grpc.aio.AioRpcError as error:
-                problem = from_rpc_error(error)
-                log.warning(
-                    "session ended", code=error.code().name, reason=problem.reason, error=problem.message
-                )
-            except asyncio.CancelledError:
-                # `_end_stream` cancelled the call; anything cancelling this task goes on up.
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
-            finally:
-                self._call = None
-                tasks += self._diagnoses
-                self._diagnoses = set()
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                _end_requests(outbox)
-                call.cancel()
-                self.connected.clear()
-                self._held = session.resume_state()
-                self._outbox = None
+        call = stub.Connect(_drain(outbox), metadata=(("authorization", f"Bearer {self._key()}"),))
+        self._call = call
+        welcomed_now = asyncio.Event()
+        tasks = [
+            asyncio.create_task(self._work(session, work), name="session-worker"),
+            asyncio.create_task(self._clock(session, welcomed_now), name="session-clock"),
+        ]
+        try:
+            async for response in call:
+                for action in session.receive(response, time.time()):
+                    if isinstance(action, machine.Welcomed):
+                        welcomed = True
+                        welcomed_now.set()  # the clock owes a heartbeat at once
+                        self.welcome = action
+                        self.connected.set()
+                        log.info("session welcomed", agent=action.agent_name, replica=action.replica_name)
+                    await self._carry_out(action, work)
+                if session.closed or self._stopping.is_set():
+                    break
+        except grpc.aio.AioRpcError as error:
+            problem = from_rpc_error(error)
+            log.warning("session ended", code=error.code().name, reason=problem.reason, error=problem.message)
+        except asyncio.CancelledError:
+            # `_end_stream` cancelled the call; anything cancelling this task goes on up.
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+        finally:
+            self._call = None
+            tasks += self._diagnoses
+            self._diagnoses = set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            _end_requests(outbox)
+            call.cancel()
+            self.connected.clear()
+            self._held = session.resume_state()
+            self._outbox = None
         if self._stopping.is_set():
             return
         raise _StreamEnded("stream ended", welcomed=welcomed)

@@ -129,6 +129,10 @@ Action = Send | Welcomed | Apply | Remove | Diagnose | Close
 
 #: The capability an agent advertises when its runtime handles `Diagnose`.
 DIAGNOSTICS = "diagnostics"
+#: How long an agent waits for the Welcome by default. Long on purpose: after a broker restart the
+#: broker takes returning agents up in turn, and one that gave up while queued would only queue
+#: again at the back.
+WELCOME_TIMEOUT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,7 @@ class AgentSession:
         held: Mapping[str, HeldStack],
         now: float,
         capabilities: Sequence[str] = (),
-        welcome_timeout: float = 30.0,
+        welcome_timeout: float = WELCOME_TIMEOUT_SECONDS,
     ) -> None:
         self._agent_version = agent_version
         self._capabilities = tuple(capabilities)

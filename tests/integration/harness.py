@@ -46,7 +46,7 @@ def running_broker(database_url: str, **overrides: Any) -> Iterator[RunningBroke
     overrides.setdefault("auth", {"failure_limit": 0})
     settings = load_settings(
         database={"url": database_url},
-        grpc={"host": "127.0.0.1", "port": 0, "shutdown_grace_seconds": 0},
+        grpc={"host": "127.0.0.1", "port": 0, "shutdown_grace_seconds": 0, **overrides.pop("grpc", {})},
         rest={"host": "127.0.0.1", "port": 0},
         **overrides,
     )

@@ -118,9 +118,12 @@ class World:
             ),
         ).deployment_object
 
-    def client(self, runtime: RecordingRuntime, held=None) -> SessionClient:
+    def client(self, runtime: RecordingRuntime, held=None, channel_options=()) -> SessionClient:
         options = ClientOptions(
-            agent_version="test-agent", reconnect_base_seconds=0.05, reconnect_max_seconds=0.2
+            agent_version="test-agent",
+            reconnect_base_seconds=0.05,
+            reconnect_max_seconds=0.2,
+            extra_channel_options=channel_options,
         )
         return SessionClient(self.running.grpc_target, lambda: self.agent_key, runtime, held or {}, options)
 
@@ -363,6 +366,33 @@ async def test_rotating_the_agents_key_ends_its_stream(world: World):
             while client.connected.is_set():
                 await asyncio.sleep(0.02)
         assert world.agent_id not in world.running.broker.hub.sessions
+    finally:
+        await _stop(client, task)
+
+
+async def test_a_reconnect_is_a_new_stream_on_the_same_connection(world: World):
+    """After a broker restart thousands of agents retry at once; a retry must not cost the broker
+    a new TCP (and TLS) handshake, so every stream of a client shares one channel."""
+    runtime = RecordingRuntime()
+    # Each channel its own connection, as for an agent alone in its process: grpc's process-wide
+    # subchannel pool could otherwise hand a new channel the old one's connection by chance.
+    client = world.client(runtime, channel_options=(("grpc.use_local_subchannel_pool", 1),))
+    task = await _connected(client)
+    try:
+        first = world.running.broker.hub.sessions[world.agent_id]
+        rotated = world.admin.call(
+            world.admin.agents.RotateAgentKey, agent_api.RotateAgentKeyRequest(id=world.agent_id)
+        )
+        world.agent_key = rotated.key  # the client reads its key again for the next stream
+        async with asyncio.timeout(TIMEOUT):
+            while (
+                world.running.broker.hub.sessions.get(world.agent_id, first) is first
+                or not client.connected.is_set()
+            ):
+                await asyncio.sleep(0.02)
+        second = world.running.broker.hub.sessions[world.agent_id]
+        assert client.connects == 2
+        assert second.record.peer == first.record.peer  # same client address and port
     finally:
         await _stop(client, task)
 

@@ -14,6 +14,7 @@ from brokkr_common.errors import ERROR_DOMAIN, FailedPrecondition, InvalidArgume
 from brokkr_common.pb.brokkr.v1 import agent_session_pb2 as pb
 from brokkr_common.pb.brokkr.v1 import agent_session_service_pb2 as service_pb
 from brokkr_common.session.agent_session import (
+    WELCOME_TIMEOUT_SECONDS,
     Action,
     AgentSession,
     Apply,
@@ -375,7 +376,10 @@ CASES = [
     ),
     Case(
         "no welcome in time closes the stream",
-        steps=[(tick(T0 + 29), []), (tick(T0 + 30), [Close(Unavailable("", reason="WELCOME_TIMEOUT"))])],
+        steps=[
+            (tick(T0 + WELCOME_TIMEOUT_SECONDS - 1), []),
+            (tick(T0 + WELCOME_TIMEOUT_SECONDS), [Close(Unavailable("", reason="WELCOME_TIMEOUT"))]),
+        ],
     ),
     Case(
         "health only after the welcome",

@@ -170,8 +170,7 @@ class Broker:
         )
 
         async def authenticate(authorization: str | None):
-            async with authenticating.slot():
-                return await key_service.authenticate(uow_factory(), authorization)
+            return await authenticating.run(lambda: key_service.authenticate(uow_factory(), authorization))
 
         server = grpc.aio.server(
             interceptors=[

@@ -374,8 +374,7 @@ class SessionHub:
         agents connect at once, and beyond a bounded queue an agent is refused at once with
         RESOURCE_EXHAUSTED and a retry delay.
         """
-        async with self._opening.slot():
-            return await self._open(agent_id, session_id=session_id, peer=peer)
+        return await self._opening.run(lambda: self._open(agent_id, session_id=session_id, peer=peer))
 
     async def _open(self, agent_id: str, *, session_id: str, peer: str) -> Opened:
         record = deployments.SessionOpened(agent_id, session_id, self._replica, peer, datetime.now(UTC))

@@ -76,3 +76,53 @@ async def test_a_waiter_that_gives_up_frees_its_place_in_the_queue():
     release.set()
     await asyncio.gather(holder, late)
     assert late.exception() is None
+
+
+async def test_work_admitted_with_run_finishes_though_its_caller_is_cancelled():
+    """Cancelling a query mid-flight costs the pooled connection: the work finishes, keeping its
+    place, and only then does the cancellation reach the caller."""
+    gate = _gate(1, 10)
+    release = asyncio.Event()
+    inside = most = 0
+    finished = 0
+
+    async def query() -> str:
+        nonlocal inside, most, finished
+        inside += 1
+        most = max(most, inside)
+        await release.wait()
+        inside -= 1
+        finished += 1
+        return "rows"
+
+    caller = asyncio.create_task(gate.run(query))
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    follower = asyncio.create_task(gate.run(query))
+    await asyncio.sleep(0.01)
+    assert not caller.done()  # waiting for its work, which holds the only place
+    assert inside == 1
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert finished >= 1  # the cancelled caller's work ran to its end
+    assert await follower == "rows"
+    assert (finished, most) == (2, 1)
+
+
+async def test_with_no_queue_a_free_place_is_taken_and_work_refused_is_never_started():
+    gate = _gate(1, 0)
+    release = asyncio.Event()
+    started = []
+
+    async def query() -> None:
+        started.append(True)
+        await release.wait()
+
+    holder = asyncio.create_task(gate.run(query))
+    await asyncio.sleep(0.01)
+    with pytest.raises(ResourceExhausted):
+        await gate.run(query)
+    release.set()
+    await holder
+    assert started == [True]

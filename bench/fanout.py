@@ -135,7 +135,7 @@ async def run(
         print(machine(), flush=True)
     for agents in counts:
         workers = processes or min(max(math.ceil(agents / 2500), 2), 4)
-        deadline = time.time() + (budget or 480 + 0.15 * agents)
+        deadline = time.time() + (budget or 480 + 0.3 * agents)
         try:
             brokkr = await measure_brokkr(agents, workers, idle_seconds, deadline, logs)
             push_sizes = [brokkr.full.bytes_per_agent, brokkr.change.bytes_per_agent]
@@ -171,7 +171,7 @@ def main() -> None:
         help="broker idle CPU window (default 60: the session sweep interval, as the sweep is idle work)",
     )
     parser.add_argument(
-        "--budget-seconds", type=float, help="deadline per N (default 480 + 0.15 s per agent)"
+        "--budget-seconds", type=float, help="deadline per N (default 480 + 0.3 s per agent)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per N instead of tables")
     options = parser.parse_args()

@@ -170,9 +170,7 @@ def main() -> None:
         default=60.0,
         help="broker idle CPU window (default 60: the session sweep interval, as the sweep is idle work)",
     )
-    parser.add_argument(
-        "--budget-seconds", type=float, help="deadline per N (default 480 + 0.3 s per agent)"
-    )
+    parser.add_argument("--budget-seconds", type=float, help="deadline per N (default 480 + 0.3 s per agent)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per N instead of tables")
     options = parser.parse_args()
     raise_open_files_limit()

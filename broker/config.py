@@ -134,10 +134,10 @@ class LimitsSettings(SettingsGroup):
 
 class SessionSettings(SettingsGroup):
     heartbeat_interval_seconds: float = Field(
-        10.0, gt=0, description="How often agents send a heartbeat; told to each agent in its Welcome."
+        30.0, gt=0, description="How often agents send a heartbeat; told to each agent in its Welcome."
     )
     heartbeat_timeout_seconds: float = Field(
-        30.0, gt=0, description="Silence after which a session is closed and the agent shown disconnected."
+        90.0, gt=0, description="Silence after which a session is closed and the agent shown disconnected."
     )
     sweep_interval_seconds: float = Field(
         60.0,

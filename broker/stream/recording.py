@@ -1,7 +1,7 @@
 """Write-behind recording of agent sessions and of what agents report: acks, nacks, health and
 heartbeats.
 
-At 10,000 agents a push produces 10,000 acks within seconds and heartbeats arrive at about 1,000 a
+At 10,000 agents a push produces 10,000 acks within seconds and heartbeats arrive at over 300 a
 second; one transaction each would make the database the bottleneck. The recorder queues reports and
 writes them in batches (one transaction per batch), flushing as soon as a batch is full or a short
 interval has passed. Reports are facts an agent will restate (its next Hello says what it holds,

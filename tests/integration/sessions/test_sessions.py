@@ -337,7 +337,7 @@ async def test_an_agent_never_receives_a_stack_not_targeted_at_it(world: World):
 
 
 async def test_the_first_heartbeat_follows_the_welcome_at_once(world: World):
-    # The heartbeat interval is 10 s; the agent's reachability must not wait for it.
+    # The heartbeat interval is 30 s; the agent's reachability must not wait for it.
     client = world.client(RecordingRuntime())
     task = await _connected(client)
     try:

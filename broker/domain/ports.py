@@ -30,7 +30,14 @@ from typing import Any, Protocol
 
 from broker.domain.audit import AuditEntry
 from broker.domain.changes import Change
-from broker.domain.deployments import ApplyReport, DeploymentRecord, HealthReport, Heartbeat
+from broker.domain.deployments import (
+    ApplyReport,
+    DeploymentRecord,
+    HealthReport,
+    Heartbeat,
+    Hello,
+    SessionOpened,
+)
 from broker.domain.diagnostics import Diagnostics, DiagnosticsError, DiagnosticsState
 from broker.domain.events import Event
 from broker.domain.model import (
@@ -295,13 +302,15 @@ class AgentConnectionRepository(Protocol):
     meanwhile reconnected to another.
     """
 
-    async def connect(self, agent_id: str, *, session_id: str, replica: str, peer: str, at: datetime) -> bool:
-        """Make this session, opened `at`, the agent's current one, CONNECTED; False (nothing
-        changed) if the agent is deleted or its current session was opened later."""
+    async def connect(self, sessions: Sequence[SessionOpened]) -> list[SessionOpened]:
+        """Make each session the agent's current one, CONNECTED, unless the agent is deleted or its
+        current session was opened later (or is this one already); of several sessions of one agent
+        only the newest counts. Return the sessions that became current."""
         ...
 
-    async def record_hello(self, agent_id: str, session_id: str, agent_version: str) -> bool:
-        """Store the version the agent reports; False (nothing stored) if the session is not current."""
+    async def record_hellos(self, hellos: Sequence[Hello]) -> list[Hello]:
+        """Store the version each agent reports (at most one Hello per agent) if the Hello's session
+        is the agent's current one; return the Hellos stored."""
         ...
 
     async def disconnect(self, sessions: Sequence[tuple[str, str]]) -> list[str]:
@@ -313,9 +322,9 @@ class AgentConnectionRepository(Protocol):
         """Agent id -> session id of the agents recorded CONNECTED to `replica`."""
         ...
 
-    async def disconnect_silent(self, before: datetime) -> list[str]:
-        """Mark DISCONNECTED every CONNECTED agent last heard of (connect or heartbeat) before `before`;
-        return their ids."""
+    async def disconnect_silent(self, before: datetime, *, except_replica: str) -> list[str]:
+        """Mark DISCONNECTED every CONNECTED agent last heard of (connect or heartbeat) before `before`,
+        except those recorded connected to `except_replica`; return their ids."""
         ...
 
     async def record_heartbeats(self, heartbeats: Sequence[Heartbeat]) -> None:
@@ -346,11 +355,12 @@ class DeploymentStatusRepository(Protocol):
         the state before (None when there was none)."""
         ...
 
-    async def record_held(self, agent_id: str, held: Mapping[str, str | None], at: datetime) -> None:
-        """What the agent says it holds (stack id -> deployment object id, None for an unknown
-        version) replaces what was recorded as applied: held stacks are APPLIED (a version that is
-        not one of the stack's counts as unknown), stacks it no longer holds are REMOVED. FAILED
-        outcomes stay, so a parked version stays parked across reconnects."""
+    async def record_held(self, hellos: Sequence[Hello]) -> None:
+        """What each agent says in its Hello it holds (stack id -> deployment object id, None for an
+        unknown version) replaces what was recorded as applied, unless a newer report is stored:
+        held stacks are APPLIED (a version that is not one of the stack's counts as unknown), stacks
+        it no longer holds are REMOVED. FAILED outcomes stay, so a parked version stays parked
+        across reconnects. At most one Hello per agent; Hellos of unknown agents change nothing."""
         ...
 
     async def parked(self, agent_id: str) -> dict[str, str]:

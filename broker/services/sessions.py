@@ -93,11 +93,6 @@ async def start_session(uow: UnitOfWork, agent_id: str) -> SessionStart:
     )
 
 
-async def _record_hello(uow: UnitOfWork, hello: Hello) -> None:
-    if await uow.agent_connections.record_hello(hello.agent_id, hello.session_id, hello.agent_version):
-        await uow.deployment_statuses.record_held(hello.agent_id, hello.held, hello.at)
-
-
 async def record_reports(uow: UnitOfWork, reports: Sequence[Report]) -> None:
     """Store a batch of reports from any number of agents in one transaction.
 
@@ -131,19 +126,8 @@ async def record_reports(uow: UnitOfWork, reports: Sequence[Report]) -> None:
     opened = [r for r in reports if isinstance(r, SessionOpened)]
     closed = [(r.agent_id, r.session_id) for r in reports if isinstance(r, SessionClosed)]
     async with uow:
-        connected = [
-            session
-            for session in opened
-            if await uow.agent_connections.connect(
-                session.agent_id,
-                session_id=session.session_id,
-                replica=session.replica,
-                peer=session.peer,
-                at=session.at,
-            )
-        ]
-        for hello in hellos:
-            await _record_hello(uow, hello)
+        connected = await uow.agent_connections.connect(opened)
+        await uow.deployment_statuses.record_held(await uow.agent_connections.record_hellos(hellos))
         applied = await uow.deployment_statuses.record_applies(applies)
         changed = await uow.deployment_statuses.record_health(health)
         await uow.agent_connections.record_heartbeats(heartbeats)
@@ -258,10 +242,14 @@ async def mark_stale_sessions(
     heartbeat_timeout: float,
     now: datetime | None = None,
 ) -> set[str]:
-    """Record DISCONNECTED the agents this replica holds no session for, and every agent (on any
-    replica) not heard from for `heartbeat_timeout` seconds before `now`; return the ids of the
+    """Record DISCONNECTED the agents this replica holds no session for, and every agent of another
+    replica not heard from for `heartbeat_timeout` seconds before `now`; return the ids of the
     sessions recorded CONNECTED to this replica (before this call), so that the caller can record
     again a live session whose record was lost.
+
+    This replica's own live sessions are never judged by their recorded heartbeats: each closes
+    itself after `heartbeat_timeout` of silence, and their records are written behind, so in a
+    reconnect storm a live agent's heartbeat may reach the database later than the timeout.
 
     `live_session_ids` is read after the database is: pass a collection that the stream layer
     keeps up to date, so a session recorded while this runs counts as live.
@@ -276,7 +264,9 @@ async def mark_stale_sessions(
         lost = await uow.agent_connections.disconnect(
             [(a, s) for a, s in recorded.items() if s not in live_session_ids]
         )
-        silent = await uow.agent_connections.disconnect_silent(now - timedelta(seconds=heartbeat_timeout))
+        silent = await uow.agent_connections.disconnect_silent(
+            now - timedelta(seconds=heartbeat_timeout), except_replica=replica
+        )
         # Events last: on PostgreSQL the first one takes the event log's lock until commit.
         await emit_many(
             uow,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.db.repositories.common import keyset_after
@@ -20,6 +20,8 @@ from broker.domain.model import Agent, AgentStatus, ConnectionState
 from broker.domain.ports import Position
 
 _ORDER = (agents.c.name, agents.c.cluster_name, agents.c.id)
+#: Built once, as every agent connect reads its agent.
+_BY_ID = select(agents).where(agents.c.id == bindparam("agent_id"))
 
 
 def _columns(agent: Agent) -> dict[str, Any]:
@@ -33,10 +35,12 @@ def _columns(agent: Agent) -> dict[str, Any]:
     }
 
 
-async def load_agents(connection: AsyncConnection, query: Select[Any]) -> list[tuple[Agent, Any]]:
-    """Run a query selecting agent rows; each agent (labels and annotations included) comes with its
-    row, for any extra columns."""
-    rows = (await connection.execute(query)).all()
+async def load_agents(
+    connection: AsyncConnection, query: Select[Any], params: Mapping[str, Any] | None = None
+) -> list[tuple[Agent, Any]]:
+    """Run a query selecting agent rows (with `params` for its bind parameters); each agent (labels
+    and annotations included) comes with its row, for any extra columns."""
+    rows = (await connection.execute(query, params)).all()
     ids = [row.id for row in rows]
     labels = await AGENT_LABELS.load(connection, ids)
     annotations = await AGENT_ANNOTATIONS.load(connection, ids)
@@ -79,7 +83,7 @@ class SqlAgentRepository:
         await AGENT_ANNOTATIONS.add(self._connection, agent.id, agent.annotations)
 
     async def get(self, agent_id: str) -> Agent | None:
-        found = await load_agents(self._connection, select(agents).where(agents.c.id == agent_id))
+        found = await load_agents(self._connection, _BY_ID, {"agent_id": agent_id})
         return found[0][0] if found else None
 
     async def labels_of(self, agent_ids: Sequence[str]) -> dict[str, dict[str, str]]:

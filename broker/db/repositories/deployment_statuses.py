@@ -10,17 +10,16 @@ exist are dropped first, so one bad report cannot fail a whole batch on a foreig
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Table, case, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, String, Table, bindparam, case, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.db.repositories.common import chunks
 from broker.db.repositories.registrations import registered_agent_ids
-from broker.db.tables import agents, deployment_objects, stacks
+from broker.db.tables import UtcDateTime, agents, deployment_objects, stacks
 from broker.db.tables import deployment_statuses as statuses
 from broker.domain.deployments import (
     ApplyReport,
@@ -28,6 +27,7 @@ from broker.domain.deployments import (
     DeploymentState,
     HealthReport,
     HealthState,
+    Hello,
     ResourceHealthReport,
     ResourceOutcome,
 )
@@ -52,6 +52,13 @@ _RECORDS = select(
     statuses.outerjoin(_APPLIED, _APPLIED.c.id == statuses.c.applied_deployment_object_id).outerjoin(
         _FAILED, _FAILED.c.id == statuses.c.failed_deployment_object_id
     )
+)
+
+#: Stack id and failed version of the agent's parked stacks. Built once: every agent connect reads them.
+_PARKED = select(statuses.c.stack_id, statuses.c.failed_deployment_object_id).where(
+    statuses.c.agent_id == bindparam("agent_id"),
+    statuses.c.outcome == DeploymentState.FAILED.value,
+    statuses.c.failed_deployment_object_id.is_not(None),
 )
 
 #: A row before anything was reported; each write fills in its own columns.
@@ -132,6 +139,32 @@ def _unless_failed(outcome: Any) -> ColumnElement[str]:
     return case((statuses.c.outcome == DeploymentState.FAILED.value, statuses.c.outcome), else_=outcome)
 
 
+#: (agent id, stack id) of what the agents bound to `agent_ids` are recorded to hold.
+_HOLDING = select(statuses.c.agent_id, statuses.c.stack_id).where(
+    statuses.c.agent_id.in_(bindparam("agent_ids", expanding=True, type_=String())),
+    or_(
+        statuses.c.applied_deployment_object_id.is_not(None),
+        statuses.c.outcome == DeploymentState.APPLIED.value,
+    ),
+)
+_REMOVED_AT = bindparam("b_at", type_=UtcDateTime())
+#: A stack its agent no longer holds, unless a newer report is stored (executemany).
+_REMOVED = (
+    update(statuses)
+    .where(
+        statuses.c.agent_id == bindparam("b_agent_id"),
+        statuses.c.stack_id == bindparam("b_stack_id"),
+        or_(statuses.c.reported_at.is_(None), statuses.c.reported_at <= _REMOVED_AT),
+    )
+    .values(
+        outcome=_unless_failed(DeploymentState.REMOVED.value),
+        applied_deployment_object_id=None,
+        reported_at=_REMOVED_AT,
+        updated_at=_REMOVED_AT,
+    )
+)
+
+
 def _outcome_json(outcome: ResourceOutcome) -> dict[str, str]:
     return {"key": outcome.key, "outcome": outcome.outcome, "message": outcome.message}
 
@@ -203,36 +236,33 @@ class SqlDeploymentStatusRepository:
             found.update({(a, s): (health, at) for a, s, health, at in rows})
         return found
 
-    async def record_held(self, agent_id: str, held: Mapping[str, str | None], at: datetime) -> None:
-        if not await self._existing(agents, [agent_id]):
-            return
-        held_stacks = await self._existing(stacks, list(held))
-        stack_of = await self._stacks_of([ident for ident in held.values() if ident is not None])
+    async def record_held(self, hellos: Sequence[Hello]) -> None:
+        known = await self._existing(agents, [hello.agent_id for hello in hellos])
+        hellos = [hello for hello in hellos if hello.agent_id in known]
+        held_stacks = await self._existing(stacks, list({s for hello in hellos for s in hello.held}))
+        stack_of = await self._stacks_of(
+            list({ident for hello in hellos for ident in hello.held.values() if ident is not None})
+        )
         rows = [
             {
                 **_NOTHING_REPORTED,
-                "agent_id": agent_id,
+                "agent_id": hello.agent_id,
                 "stack_id": stack_id,
                 "outcome": DeploymentState.APPLIED.value,
                 # A version that is not one of this stack's is as good as none.
                 "applied_deployment_object_id": ident if ident and stack_of.get(ident) == stack_id else None,
-                "reported_at": at,
-                "updated_at": at,
+                "reported_at": hello.at,
+                "updated_at": hello.at,
             }
-            for stack_id, ident in held.items()
+            for hello in hellos
+            for stack_id, ident in hello.held.items()
             if stack_id in held_stacks
         ]
         await self._upsert(rows, _HELD, statuses.c.reported_at, keep_failed=True)
-        await self._mark_removed(agent_id, held.keys(), at)
+        await self._mark_removed(hellos)
 
     async def parked(self, agent_id: str) -> dict[str, str]:
-        rows = await self._connection.execute(
-            select(statuses.c.stack_id, statuses.c.failed_deployment_object_id).where(
-                statuses.c.agent_id == agent_id,
-                statuses.c.outcome == DeploymentState.FAILED.value,
-                statuses.c.failed_deployment_object_id.is_not(None),
-            )
-        )
+        rows = await self._connection.execute(_PARKED, {"agent_id": agent_id})
         return {stack_id: ident for stack_id, ident in rows}
 
     async def agent_ids(self, stack_id: str, *, registered_with: str | None = None) -> list[str]:
@@ -288,33 +318,17 @@ class SqlDeploymentStatusRepository:
         )
         await self._connection.execute(statement, rows)
 
-    async def _mark_removed(self, agent_id: str, held: Collection[str], at: datetime) -> None:
-        """Stacks the agent recorded as applied but no longer holds: nothing of them is applied now."""
-        holding = await self._connection.scalars(
-            select(statuses.c.stack_id).where(
-                statuses.c.agent_id == agent_id,
-                or_(
-                    statuses.c.applied_deployment_object_id.is_not(None),
-                    statuses.c.outcome == DeploymentState.APPLIED.value,
-                ),
-            )
-        )
-        gone = [stack_id for stack_id in holding if stack_id not in held]
-        for batch in chunks(gone):
-            await self._connection.execute(
-                update(statuses)
-                .where(
-                    statuses.c.agent_id == agent_id,
-                    statuses.c.stack_id.in_(batch),
-                    or_(statuses.c.reported_at.is_(None), statuses.c.reported_at <= at),
-                )
-                .values(
-                    outcome=_unless_failed(DeploymentState.REMOVED.value),
-                    applied_deployment_object_id=None,
-                    reported_at=at,
-                    updated_at=at,
-                )
-            )
+    async def _mark_removed(self, hellos: Sequence[Hello]) -> None:
+        """Stacks each agent recorded as applied but no longer holds: nothing of them is applied now."""
+        by_agent = {hello.agent_id: hello for hello in hellos}
+        gone = []
+        for batch in chunks(list(by_agent)):
+            for agent_id, stack_id in await self._connection.execute(_HOLDING, {"agent_ids": batch}):
+                hello = by_agent[agent_id]
+                if stack_id not in hello.held:
+                    gone.append({"b_agent_id": agent_id, "b_stack_id": stack_id, "b_at": hello.at})
+        if gone:
+            await self._connection.execute(_REMOVED, gone)
 
     async def _known(self, reports: Sequence[_Report]) -> list[_Report]:
         """The reports whose agent and stack exist."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.db.tables import diagnostics
@@ -24,6 +24,17 @@ from broker.domain.diagnostics import (
 from broker.domain.ports import Position
 
 _OPEN = (DiagnosticsState.PENDING.value, DiagnosticsState.SENT.value)
+#: The requests open and unexpired at `now`, oldest first; then only those of the agent bound to
+#: `agent_id`. Built once: every agent connect runs the second.
+_OPEN_AT = (
+    select(diagnostics)
+    .where(
+        diagnostics.c.state.in_(_OPEN),
+        diagnostics.c.expires_at > bindparam("now", type_=diagnostics.c.expires_at.type),
+    )
+    .order_by(diagnostics.c.requested_at, diagnostics.c.id)
+)
+_OPEN_FOR_AGENT_AT = _OPEN_AT.where(diagnostics.c.agent_id == bindparam("agent_id"))
 _FINISHED = (
     DiagnosticsState.COMPLETED.value,
     DiagnosticsState.FAILED.value,
@@ -85,11 +96,11 @@ class SqlDiagnosticsRepository:
         return [_diagnostics(row, with_report=False) for row in await self._connection.execute(query)]
 
     async def open_for_agent(self, agent_id: str | None, now: datetime) -> list[Diagnostics]:
-        conditions = [diagnostics.c.state.in_(_OPEN), diagnostics.c.expires_at > now]
-        if agent_id is not None:
-            conditions.append(diagnostics.c.agent_id == agent_id)
-        query = select(diagnostics).where(*conditions).order_by(diagnostics.c.requested_at, diagnostics.c.id)
-        return [_diagnostics(row, with_report=False) for row in await self._connection.execute(query)]
+        if agent_id is None:
+            rows = await self._connection.execute(_OPEN_AT, {"now": now})
+        else:
+            rows = await self._connection.execute(_OPEN_FOR_AGENT_AT, {"agent_id": agent_id, "now": now})
+        return [_diagnostics(row, with_report=False) for row in rows]
 
     async def mark_sent(self, diagnostics_id: str, at: datetime) -> bool:
         result = await self._connection.execute(

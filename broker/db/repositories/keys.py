@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.db.tables import agents, api_keys, generators
@@ -13,6 +13,21 @@ from broker.domain.model import Role
 from broker.domain.ports import ApiKeyRecord, KeyOwner
 
 _ACTIVE = api_keys.c.revoked_at.is_(None)
+#: A key with its owner's name and whether the owner is deleted. Built once: every call's
+#: authentication runs it.
+_WITH_OWNER = (
+    select(
+        api_keys,
+        func.coalesce(agents.c.name, generators.c.name).label("owner_name"),
+        func.coalesce(agents.c.deleted_at, generators.c.deleted_at).label("owner_deleted_at"),
+    )
+    .outerjoin(agents, and_(api_keys.c.role == Role.AGENT.value, agents.c.id == api_keys.c.principal_id))
+    .outerjoin(
+        generators,
+        and_(api_keys.c.role == Role.GENERATOR.value, generators.c.id == api_keys.c.principal_id),
+    )
+    .where(api_keys.c.short_token == bindparam("short_token"))
+)
 
 
 def _key(row: Any) -> ApiKeyRecord:
@@ -49,22 +64,7 @@ class SqlKeyRepository:
         return _key(row) if row else None
 
     async def find_with_owner(self, short_token: str) -> tuple[ApiKeyRecord, KeyOwner | None] | None:
-        query = (
-            select(
-                api_keys,
-                func.coalesce(agents.c.name, generators.c.name).label("owner_name"),
-                func.coalesce(agents.c.deleted_at, generators.c.deleted_at).label("owner_deleted_at"),
-            )
-            .outerjoin(
-                agents, and_(api_keys.c.role == Role.AGENT.value, agents.c.id == api_keys.c.principal_id)
-            )
-            .outerjoin(
-                generators,
-                and_(api_keys.c.role == Role.GENERATOR.value, generators.c.id == api_keys.c.principal_id),
-            )
-            .where(api_keys.c.short_token == short_token)
-        )
-        row = (await self._connection.execute(query)).first()
+        row = (await self._connection.execute(_WITH_OWNER, {"short_token": short_token})).first()
         if row is None:
             return None
         owner = KeyOwner(row.owner_name, row.owner_deleted_at is not None) if row.owner_name else None

@@ -9,7 +9,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import ColumnElement, Select, Table, and_, delete, exists, insert, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.db import tables
@@ -26,6 +37,12 @@ class KeyValues:
     def __init__(self, table: Table) -> None:
         self.table = table
         self._digests = "value_digest" in table.c
+        columns = table.c
+        # Built once: `load` runs on every agent connect, where building and keying a statement
+        # cost more than running it.
+        self._load = select(columns.owner_id, columns.key, columns.value).where(
+            columns.owner_id.in_(bindparam("owner_ids", expanding=True))
+        )
 
     async def replace(self, connection: AsyncConnection, owner_id: str, items: Mapping[str, str]) -> None:
         await connection.execute(delete(self.table).where(self.table.c.owner_id == owner_id))
@@ -43,12 +60,8 @@ class KeyValues:
     async def load(self, connection: AsyncConnection, owner_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """owner id -> {key: value}, with an entry (maybe empty) for every owner asked for."""
         found: dict[str, dict[str, str]] = {owner_id: {} for owner_id in owner_ids}
-        columns = self.table.c
         for batch in chunks(list(found)):
-            rows = await connection.execute(
-                select(columns.owner_id, columns.key, columns.value).where(columns.owner_id.in_(batch))
-            )
-            for owner_id, key, value in rows:
+            for owner_id, key, value in await connection.execute(self._load, {"owner_ids": batch}):
                 found[owner_id][key] = value
         return found
 
@@ -60,7 +73,7 @@ class KeyValues:
             for key, value in sorted(items.items())
         ]
 
-    def shared_with(self, other: KeyValues, other_owner_id: str) -> Select[tuple[str]]:
+    def shared_with(self, other: KeyValues, other_owner_id: str | BindParameter[str]) -> Select[tuple[str]]:
         """Owner ids in this table sharing at least one key=value with `other_owner_id` in `other`.
 
         A join through the (key, value) index, or (key, value_digest) for annotations, which then

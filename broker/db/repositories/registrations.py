@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, insert, select, update
+from sqlalchemy import Select, bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.db.repositories.common import keyset_after
@@ -16,6 +16,10 @@ from broker.domain.ports import Position
 
 _ORDER = (registrations.c.agent_id, registrations.c.generator_id)
 _LIVE = registrations.c.deleted_at.is_(None)
+#: Built once: every agent connect reads them.
+_GENERATOR_IDS = select(registrations.c.generator_id).where(
+    registrations.c.agent_id == bindparam("agent_id"), _LIVE
+)
 
 
 def registered_agent_ids(generator_id: str) -> Select[tuple[str]]:
@@ -58,8 +62,7 @@ class SqlRegistrationRepository:
         return result.rowcount > 0
 
     async def generator_ids(self, agent_id: str) -> frozenset[str]:
-        query = select(registrations.c.generator_id).where(registrations.c.agent_id == agent_id, _LIVE)
-        return frozenset((await self._connection.scalars(query)).all())
+        return frozenset((await self._connection.scalars(_GENERATOR_IDS, {"agent_id": agent_id})).all())
 
     async def list_page(
         self, *, after: Position, limit: int, agent_id: str | None = None, generator_id: str | None = None

@@ -36,9 +36,12 @@ STACK_ROWS: Select[Any] = select(
 )
 
 
-async def load_stacks(connection: AsyncConnection, query: Select[Any]) -> list[tuple[Stack, Any]]:
-    """Run a query built on `STACK_ROWS`; each stack comes with its row, for any extra columns."""
-    rows = (await connection.execute(query)).all()
+async def load_stacks(
+    connection: AsyncConnection, query: Select[Any], params: Mapping[str, Any] | None = None
+) -> list[tuple[Stack, Any]]:
+    """Run a query built on `STACK_ROWS` (with `params` for its bind parameters); each stack comes
+    with its row, for any extra columns."""
+    rows = (await connection.execute(query, params)).all()
     ids = [row.id for row in rows]
     labels = await STACK_LABELS.load(connection, ids)
     annotations = await STACK_ANNOTATIONS.load(connection, ids)

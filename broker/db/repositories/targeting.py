@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Select, String, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.db.repositories.agents import load_agents
@@ -25,6 +26,32 @@ from broker.domain.ports import AgentCandidate, AgentStackCandidates, StackCandi
 
 _LIVE_TARGET = targets.c.deleted_at.is_(None)
 _LIVE_REGISTRATION = registrations.c.deleted_at.is_(None)
+
+
+def _stack_candidates_query() -> Select[Any]:
+    """The candidate stacks of the agent bound to `agent_id`, each with whether it targets the agent
+    explicitly. Built once: every agent connect runs it, and building and keying a statement this
+    size costs more than running it."""
+    agent_id = bindparam("agent_id", type_=String())
+    explicit = select(targets.c.stack_id).where(targets.c.agent_id == agent_id, _LIVE_TARGET)
+    registered = select(registrations.c.generator_id).where(
+        registrations.c.agent_id == agent_id, _LIVE_REGISTRATION
+    )
+    shared = and_(
+        or_(stacks.c.generator_id.is_(None), stacks.c.generator_id.in_(registered)),
+        or_(
+            stacks.c.id.in_(STACK_LABELS.shared_with(AGENT_LABELS, agent_id)),
+            stacks.c.id.in_(STACK_ANNOTATIONS.shared_with(AGENT_ANNOTATIONS, agent_id)),
+        ),
+    )
+    return (
+        STACK_ROWS.add_columns(stacks.c.id.in_(explicit).label("explicit"))
+        .where(stacks.c.deleted_at.is_(None), or_(stacks.c.id.in_(explicit), shared))
+        .order_by(stacks.c.name, stacks.c.id)
+    )
+
+
+_STACK_CANDIDATES = _stack_candidates_query()
 
 
 class SqlTargetingQueries:
@@ -56,25 +83,9 @@ class SqlTargetingQueries:
         ]
 
     async def stack_candidates(self, agent: Agent) -> list[StackCandidate]:
-        explicit = select(targets.c.stack_id).where(targets.c.agent_id == agent.id, _LIVE_TARGET)
-        registered = select(registrations.c.generator_id).where(
-            registrations.c.agent_id == agent.id, _LIVE_REGISTRATION
-        )
-        shared = and_(
-            or_(stacks.c.generator_id.is_(None), stacks.c.generator_id.in_(registered)),
-            or_(
-                stacks.c.id.in_(STACK_LABELS.shared_with(AGENT_LABELS, agent.id)),
-                stacks.c.id.in_(STACK_ANNOTATIONS.shared_with(AGENT_ANNOTATIONS, agent.id)),
-            ),
-        )
-        query = (
-            STACK_ROWS.add_columns(stacks.c.id.in_(explicit).label("explicit"))
-            .where(stacks.c.deleted_at.is_(None), or_(stacks.c.id.in_(explicit), shared))
-            .order_by(stacks.c.name, stacks.c.id)
-        )
         return [
             StackCandidate(stack, bool(row.explicit))
-            for stack, row in await load_stacks(self._connection, query)
+            for stack, row in await load_stacks(self._connection, _STACK_CANDIDATES, {"agent_id": agent.id})
         ]
 
     async def stack_candidates_of(self, agent_ids: Sequence[str]) -> dict[str, AgentStackCandidates]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from broker.domain.changes import DiagnosticsRequested
+from broker.domain.deployments import Hello
 from broker.domain.diagnostics import DiagnosticsError, DiagnosticsState
 from broker.domain.model import ADMIN
 from broker.services import diagnostics
@@ -91,7 +92,8 @@ async def test_the_stack_must_be_on_the_agent(uow_factory, build: Builder):
     assert raised.value.reason == "STACK_NOT_ON_AGENT"
     # A stack the agent still holds (no longer targeted, not yet removed) may be diagnosed.
     async with (uow := uow_factory()):
-        await uow.deployment_statuses.record_held(agent.id, {elsewhere.id: None}, datetime.now(UTC))
+        held = Hello(agent.id, "session-1", "1.0.0", {elsewhere.id: None}, datetime.now(UTC))
+        await uow.deployment_statuses.record_held([held])
         await uow.commit()
     created = await diagnostics.create_diagnostics(
         uow_factory(), ADMIN, agent_id=agent.id, stack_id=elsewhere.id

@@ -133,6 +133,23 @@ async def test_agents_silent_for_the_heartbeat_timeout_are_disconnected_on_any_r
     assert await _state(uow_factory, beating) is ConnectionState.CONNECTED
 
 
+async def test_a_live_session_of_this_replica_is_not_judged_by_its_recorded_heartbeats(
+    uow_factory, build: Builder, connect
+):
+    """Heartbeats are written behind: in a reconnect storm a live agent's may reach the database
+    later than the timeout. Its own replica knows it is live (the session closes itself when the
+    agent goes silent), so its sweep leaves it connected; another replica's sweep does not."""
+    agent = await build.agent()
+    session = await connect(agent, replica="broker-0")
+    later = datetime.now(UTC) + timedelta(seconds=60)
+
+    await sessions.mark_stale_sessions(uow_factory(), "broker-0", [session], heartbeat_timeout=30, now=later)
+    assert await _state(uow_factory, agent) is ConnectionState.CONNECTED
+
+    await sessions.mark_stale_sessions(uow_factory(), "broker-1", [], heartbeat_timeout=30, now=later)
+    assert await _state(uow_factory, agent) is ConnectionState.DISCONNECTED
+
+
 async def test_heartbeats_show_the_newest_time_and_kubernetes_reachability(
     uow_factory, build: Builder, connect
 ):
@@ -215,3 +232,53 @@ async def test_a_deleted_agents_late_session_record_changes_nothing(uow_factory,
 
     assert await _state(uow_factory, agent) is ConnectionState.NEVER_CONNECTED
     assert [e.type.value for e in await events_of(uow_factory, agent.id)] == []
+
+
+async def test_one_batch_records_each_agents_session_and_hello_as_if_alone(
+    uow_factory, database: Database, build: Builder
+):
+    """A batch is written set-wise (one statement per kind), yet each agent ends as if its records
+    had been written one by one: of two sessions of one agent in the batch the newer is current,
+    a deleted agent and an unknown one change nothing, and a Hello counts only for the current
+    session."""
+    first, second, deleted = await build.agent(), await build.agent(), await build.agent()
+    await agents.delete_agent(uow_factory(), ADMIN, deleted.id)
+    now = datetime.now(UTC)
+
+    def opened(agent_id: str, replica: str, at: datetime) -> SessionOpened:
+        return SessionOpened(agent_id, str(uuid.uuid4()), replica, "ipv4:10.0.0.1:1", at)
+
+    newer = opened(first.id, "broker-1", now + timedelta(seconds=1))
+    older = opened(first.id, "broker-0", now)
+    other = opened(second.id, "broker-0", now)
+    batch = [
+        newer,
+        older,
+        other,
+        opened(deleted.id, "broker-0", now),
+        opened(str(uuid.uuid4()), "broker-0", now),
+        Hello(first.id, older.session_id, "1.0.0", {}, now),
+        Hello(second.id, other.session_id, "2.0.0", {}, now),
+    ]
+
+    await sessions.record_reports(uow_factory(), batch)
+
+    async with database.engine.connect() as connection:
+        rows = await connection.execute(
+            select(
+                agents_table.c.id,
+                agents_table.c.session_id,
+                agents_table.c.replica,
+                agents_table.c.agent_version,
+            ).where(agents_table.c.id.in_([first.id, second.id, deleted.id]))
+        )
+        recorded = {row.id: (row.session_id, row.replica, row.agent_version) for row in rows}
+    assert recorded == {
+        first.id: (newer.session_id, "broker-1", None),  # the Hello named the older session
+        second.id: (other.session_id, "broker-0", "2.0.0"),
+        deleted.id: (None, None, None),
+    }
+    assert [(e.type.value, e.payload["session_id"]) for e in await events_of(uow_factory, first.id)] == [
+        ("agent.connected", newer.session_id)
+    ]
+    assert await events_of(uow_factory, deleted.id) == []

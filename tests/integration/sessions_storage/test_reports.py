@@ -234,6 +234,50 @@ async def test_what_a_hello_says_the_agent_holds_replaces_what_was_recorded(
     assert start.parked == {parked.id: newer.id}
 
 
+async def test_hellos_of_many_agents_in_one_batch_each_replace_only_their_own_record(
+    uow_factory, build: Builder, connect
+):
+    """One batch, one statement per kind for every Hello in it: each agent's record follows its own
+    Hello and no other's, and a Hello older than the agent's stored reports changes nothing."""
+    left, right, late = [await build.agent(labels={"env": "prod"}) for _ in range(3)]
+    one, two = [await build.stack(labels={"env": "prod"}) for _ in range(2)]
+    versions = {stack.id: await build.submit(stack) for stack in (one, two)}
+    now = datetime.now(UTC)
+    await sessions.record_reports(
+        uow_factory(),
+        [
+            ack(agent, stack, versions[stack.id].id, now)
+            for agent in (left, right, late)
+            for stack in (one, two)
+        ],
+    )
+    session_ids = {agent.id: await connect(agent) for agent in (left, right, late)}
+    said = {
+        left.id: ({one.id: versions[one.id].id}, now + timedelta(seconds=1)),
+        right.id: ({two.id: versions[two.id].id}, now + timedelta(seconds=1)),
+        late.id: ({}, now - timedelta(seconds=1)),
+    }
+
+    await sessions.record_reports(
+        uow_factory(),
+        [Hello(agent_id, session_ids[agent_id], "1.0.0", held, at) for agent_id, (held, at) in said.items()],
+    )
+
+    states = {
+        (name, stack.name): (await status_of(uow_factory, agent, stack)).state
+        for name, agent in (("left", left), ("right", right), ("late", late))
+        for stack in (one, two)
+    }
+    assert states == {
+        ("left", one.name): DeploymentState.APPLIED,
+        ("left", two.name): DeploymentState.PENDING,  # no longer held: nothing of it applied
+        ("right", one.name): DeploymentState.PENDING,
+        ("right", two.name): DeploymentState.APPLIED,
+        ("late", one.name): DeploymentState.APPLIED,  # its Hello is older than its acks
+        ("late", two.name): DeploymentState.APPLIED,
+    }
+
+
 async def test_an_acknowledged_removal_shows_removed_once_the_stack_is_gone(uow_factory, build: Builder):
     agent = await build.agent(labels={"env": "prod"})
     stack = await build.stack(labels={"env": "prod"})

@@ -13,7 +13,7 @@ from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.db.repositories.common import keyset_after
-from broker.db.repositories.labels import AGENT_ANNOTATIONS, AGENT_LABELS
+from broker.db.repositories.labels import AGENT_ANNOTATIONS, AGENT_LABELS, AGENT_METADATA
 from broker.db.repositories.registrations import registered_agent_ids
 from broker.db.tables import agents
 from broker.domain.model import Agent, AgentStatus, ConnectionState
@@ -42,8 +42,7 @@ async def load_agents(
     and annotations included) comes with its row, for any extra columns."""
     rows = (await connection.execute(query, params)).all()
     ids = [row.id for row in rows]
-    labels = await AGENT_LABELS.load(connection, ids)
-    annotations = await AGENT_ANNOTATIONS.load(connection, ids)
+    labels, annotations = await AGENT_METADATA.load(connection, ids)
     return [(_agent(row, labels[row.id], annotations[row.id]), row) for row in rows]
 
 

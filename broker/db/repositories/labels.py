@@ -19,7 +19,9 @@ from sqlalchemy import (
     delete,
     exists,
     insert,
+    literal_column,
     select,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -86,7 +88,41 @@ class KeyValues:
         return select(mine.owner_id).join(other.table, and_(*joined)).where(theirs.owner_id == other_owner_id)
 
 
+class Metadata:
+    """Labels and annotations of the same owners, read together in one query (two tables, UNION
+    ALL): loading agents or stacks, a connect included, costs one round trip for both."""
+
+    def __init__(self, labels: KeyValues, annotations: KeyValues) -> None:
+        owner_ids = bindparam("owner_ids", expanding=True)
+
+        def rows(table: Table, is_annotation: str) -> Select[tuple[str, str, str, int]]:
+            columns = table.c
+            return select(
+                columns.owner_id,
+                columns.key,
+                columns.value,
+                literal_column(is_annotation).label("kind"),
+            ).where(columns.owner_id.in_(owner_ids))
+
+        self._load = union_all(rows(labels.table, "0"), rows(annotations.table, "1"))
+
+    async def load(
+        self, connection: AsyncConnection, owner_ids: Sequence[str]
+    ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+        """(labels, annotations): owner id -> {key: value} each, with an entry (maybe empty) for every
+        owner asked for."""
+        labels: dict[str, dict[str, str]] = {owner_id: {} for owner_id in owner_ids}
+        annotations: dict[str, dict[str, str]] = {owner_id: {} for owner_id in owner_ids}
+        for batch in chunks(list(labels)):
+            rows = await connection.execute(self._load, {"owner_ids": batch})
+            for owner_id, key, value, is_annotation in rows:
+                (annotations if is_annotation else labels)[owner_id][key] = value
+        return labels, annotations
+
+
 AGENT_LABELS = KeyValues(tables.agent_labels)
 AGENT_ANNOTATIONS = KeyValues(tables.agent_annotations)
 STACK_LABELS = KeyValues(tables.stack_labels)
 STACK_ANNOTATIONS = KeyValues(tables.stack_annotations)
+AGENT_METADATA = Metadata(AGENT_LABELS, AGENT_ANNOTATIONS)
+STACK_METADATA = Metadata(STACK_LABELS, STACK_ANNOTATIONS)

@@ -13,7 +13,7 @@ from sqlalchemy import Select, and_, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.db.repositories.common import keyset_after
-from broker.db.repositories.labels import STACK_ANNOTATIONS, STACK_LABELS
+from broker.db.repositories.labels import STACK_ANNOTATIONS, STACK_LABELS, STACK_METADATA
 from broker.db.tables import deployment_objects, stacks
 from broker.domain.model import DeploymentObjectRef, Stack
 from broker.domain.ports import Position
@@ -43,8 +43,7 @@ async def load_stacks(
     with its row, for any extra columns."""
     rows = (await connection.execute(query, params)).all()
     ids = [row.id for row in rows]
-    labels = await STACK_LABELS.load(connection, ids)
-    annotations = await STACK_ANNOTATIONS.load(connection, ids)
+    labels, annotations = await STACK_METADATA.load(connection, ids)
     return [(_stack(row, labels[row.id], annotations[row.id]), row) for row in rows]
 
 

@@ -40,9 +40,9 @@ class KeyValues:
         self.table = table
         self._digests = "value_digest" in table.c
         columns = table.c
-        # Built once: `load` runs on every agent connect, where building and keying a statement
-        # cost more than running it.
-        self._load = select(columns.owner_id, columns.key, columns.value).where(
+        #: (owner_id, key, value) of the owners bound to `owner_ids`. Built once: loads run on every
+        #: agent connect, where building and keying a statement cost more than running it.
+        self.rows_of_owners = select(columns.owner_id, columns.key, columns.value).where(
             columns.owner_id.in_(bindparam("owner_ids", expanding=True))
         )
 
@@ -63,7 +63,7 @@ class KeyValues:
         """owner id -> {key: value}, with an entry (maybe empty) for every owner asked for."""
         found: dict[str, dict[str, str]] = {owner_id: {} for owner_id in owner_ids}
         for batch in chunks(list(found)):
-            for owner_id, key, value in await connection.execute(self._load, {"owner_ids": batch}):
+            for owner_id, key, value in await connection.execute(self.rows_of_owners, {"owner_ids": batch}):
                 found[owner_id][key] = value
         return found
 
@@ -93,18 +93,10 @@ class Metadata:
     ALL): loading agents or stacks, a connect included, costs one round trip for both."""
 
     def __init__(self, labels: KeyValues, annotations: KeyValues) -> None:
-        owner_ids = bindparam("owner_ids", expanding=True)
-
-        def rows(table: Table, is_annotation: str) -> Select[tuple[str, str, str, int]]:
-            columns = table.c
-            return select(
-                columns.owner_id,
-                columns.key,
-                columns.value,
-                literal_column(is_annotation).label("kind"),
-            ).where(columns.owner_id.in_(owner_ids))
-
-        self._load = union_all(rows(labels.table, "0"), rows(annotations.table, "1"))
+        self._load = union_all(
+            labels.rows_of_owners.add_columns(literal_column("0").label("kind")),
+            annotations.rows_of_owners.add_columns(literal_column("1").label("kind")),
+        )
 
     async def load(
         self, connection: AsyncConnection, owner_ids: Sequence[str]
